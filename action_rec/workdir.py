@@ -1,0 +1,163 @@
+"""Work dirs: a template instantiated with its thin scripts and its pre-trained snapshot.
+
+A work dir is where a user's training happens. It holds a copy of the template (so later edits to the
+toolkit's templates do not change a running experiment), `train.py`, `eval.py`, `export.py` that call
+the shared package, and `snapshot.pth` to fine-tune from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from action_rec.templates import load_template
+
+__all__ = ["WorkDirError", "DownloadError", "instantiate", "download_file", "SCRIPTS"]
+
+SNAPSHOT_NAME = "snapshot.pth"
+
+
+class WorkDirError(ValueError):
+    """The work dir cannot be made as asked (it would overwrite a user's files, say)."""
+
+
+class DownloadError(RuntimeError):
+    """A file could not be downloaded; nothing was written at the destination."""
+
+
+_SCRIPT = '''#!/usr/bin/env python3
+"""{doc}
+
+Run it from anywhere: `python {name} --help` lists the flags; defaults come from template.yaml.
+"""
+
+import sys
+from pathlib import Path
+
+from action_rec.{module}.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], template_path=Path(__file__).resolve().with_name("template.yaml")))
+'''
+
+SCRIPTS = {
+    "train.py": ("training", "Train or fine-tune this work dir's model (see template.yaml)."),
+    "eval.py": ("evaluation", "Evaluate a checkpoint: accuracy, complexity, metrics.yaml and plots."),
+    "export.py": ("export", "Export a checkpoint to OpenVINO IR (model.xml + model.bin) through ONNX."),
+}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_file(url: str, dest: Path, sha256: str | None = None, timeout: float = 30.0) -> Path:
+    """Download `url` to `dest` with a progress bar, atomically: a broken download leaves no file.
+
+    Raises DownloadError with a one-line reason when the URL cannot be reached or the checksum differs.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            request = urllib.request.Request(url, headers={"User-Agent": "action_rec"})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
+                    for block in iter(lambda: response.read(1 << 16), b""):
+                        out.write(block)
+                        bar.update(len(block))
+        if sha256 and _sha256(tmp) != sha256.lower():
+            raise DownloadError(f"{url}: downloaded file does not match sha256 {sha256}")
+        os.replace(tmp, dest)
+        return dest
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise DownloadError(f"cannot download {url}: {reason}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _copy_atomic(src: Path, dest: Path) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp_name)
+        os.replace(tmp_name, dest)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+def _write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+
+
+def instantiate(
+    template_path: str | Path,
+    work_dir: str | Path,
+    *,
+    snapshot: str | Path | None = None,
+    download: bool = True,
+    force: bool = False,
+    log=print,
+) -> Path:
+    """Make `work_dir` from a template: template.yaml, train.py, eval.py, export.py, snapshot.pth.
+
+    The template is validated first, so nothing is written for a broken one. Existing files are never
+    overwritten unless `force`. The snapshot comes from `snapshot` (a local file) or is downloaded from
+    the template's URL; when that fails the work dir is still complete and the message says how to
+    place the file by hand. Returns the work dir.
+    """
+    template_path = Path(template_path)
+    template = load_template(template_path)
+    work_dir = Path(work_dir).resolve()
+
+    targets = ["template.yaml", *SCRIPTS]
+    if snapshot is not None or download:
+        targets.append(SNAPSHOT_NAME)
+    existing = [name for name in targets if (work_dir / name).exists()]
+    if existing and not force:
+        raise WorkDirError(
+            f"{work_dir}: already holds {', '.join(existing)}; use --force to overwrite (your files would be lost)"
+        )
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    _copy_atomic(template_path, work_dir / "template.yaml")
+    for name, (module, doc) in SCRIPTS.items():
+        _write_text_atomic(work_dir / name, _SCRIPT.format(doc=doc, name=name, module=module), mode=0o755)
+    log(f"Instantiated '{template['name']}' in {work_dir}")
+
+    dest = work_dir / SNAPSHOT_NAME
+    url = template["snapshot"]["url"]
+    if snapshot is not None:
+        _copy_atomic(Path(snapshot), dest)
+        log(f"Copied snapshot {snapshot} -> {dest}")
+    elif download:
+        try:
+            download_file(url, dest, sha256=template["snapshot"]["sha256"])
+            log(f"Downloaded snapshot -> {dest}")
+        except DownloadError as exc:
+            log(
+                f"WARNING: {exc}\n"
+                f"  The work dir is ready, but without the pre-trained snapshot. To fine-tune from it,\n"
+                f"  download {url}\n"
+                f"  on a machine with internet and place it at {dest}\n"
+                f"  (or run again with --snapshot PATH --force). Training from scratch works without it."
+            )
+    return work_dir

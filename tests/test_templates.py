@@ -1,0 +1,101 @@
+"""Templates: the shipped ones are valid, and every kind of mistake gets one line naming file and key."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from action_rec.templates import TemplateError, apply_overrides, load_template
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATES = sorted((REPO / "model_templates").glob("*/*/template.yaml"))
+S3D = REPO / "model_templates/custom-action-recognition/s3d-rgb-mobilenet-v3/template.yaml"
+
+
+def test_both_published_templates_are_shipped_and_valid():
+    names = {load_template(p)["name"] for p in TEMPLATES}
+    assert names == {"s3d-rgb-mobilenet-v3", "x3d-rgb-mobilenet-v3-lgd-gc"}
+    for path in TEMPLATES:
+        template = load_template(path)
+        assert template["name"] == path.parent.name
+        assert template["snapshot"]["url"].startswith("https://")
+        assert len(template["snapshot"]["sha256"]) == 64
+
+
+def _broken(tmp_path, mutate) -> Path:
+    data = yaml.safe_load(S3D.read_text())
+    mutate(data)
+    path = tmp_path / "template.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["input"].pop("clip_len"), "missing key 'input.clip_len'"),
+        (lambda d: d["training"].update(batch_sise=4), "unknown key 'training.batch_sise'"),
+        (lambda d: d["input"].update(clip_len="16"), "key 'input.clip_len' must be integer"),
+        (lambda d: d["input"].update(clip_len=0), "key 'input.clip_len' must be positive"),
+        (lambda d: d["input"].update(mean=[1, 2]), "key 'input.mean' must be a list of 3"),
+        (lambda d: d["model"].update(architecture="resnet"), "key 'model.architecture' must be one of"),
+        (lambda d: d["data"].update(horizontal_flip="no"), "key 'data.horizontal_flip' must be true/false"),
+        (
+            lambda d: d["data"]["colour"].update(none=0.5),
+            "'data.colour' must hold probabilities that sum to 1",
+        ),
+        (lambda d: d.update(model=[1, 2]), "'model' must be a mapping"),
+    ],
+)
+def test_broken_template_names_file_and_key(tmp_path, mutate, expected):
+    path = _broken(tmp_path, mutate)
+    with pytest.raises(TemplateError) as info:
+        load_template(path)
+    message = str(info.value)
+    assert message.startswith(str(path) + ":")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_not_yaml_names_the_line(tmp_path):
+    path = tmp_path / "template.yaml"
+    path.write_text("name: x\nmodel: [unclosed\n  - a: b\n")
+    with pytest.raises(TemplateError, match=rf"^{path}:\d+: not valid YAML"):
+        load_template(path)
+
+
+def test_missing_file_is_a_template_error(tmp_path):
+    with pytest.raises(TemplateError, match="cannot read template"):
+        load_template(tmp_path / "nope.yaml")
+
+
+def test_overrides_change_values_and_are_validated():
+    template = load_template(S3D)
+    changed = apply_overrides(
+        template, ["input.clip_len=8", "data.colour={none: 1, photometric: 0, crossnorm: 0}"]
+    )
+    assert changed["input"]["clip_len"] == 8
+    assert changed["data"]["colour"]["none"] == 1
+    assert template["input"]["clip_len"] == 16  # the original is untouched
+    with pytest.raises(TemplateError, match="unknown key 'input.clip_length'"):
+        apply_overrides(template, ["input.clip_length=8"])
+    with pytest.raises(TemplateError, match="must be integer"):
+        apply_overrides(template, ["input.clip_len=eight"])
+    with pytest.raises(TemplateError, match="section.key=value"):
+        apply_overrides(template, ["input.clip_len"])
+
+
+def test_instantiate_rejects_broken_template_with_exit_2(tmp_path):
+    path = _broken(tmp_path, lambda d: d["training"].pop("epochs"))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools/instantiate_template.py"), str(path), str(tmp_path / "wd")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert str(path) in lines[0] and "training.epochs" in lines[0]
+    assert not (tmp_path / "wd").exists()
