@@ -1,0 +1,223 @@
+"""A dataset of raw-frame clips over several annotation files and data roots at once.
+
+Data root layout (the seed README's)::
+
+    <data_root>/rawframes/<rel_dir>/00001.jpg ...
+    <data_root>/train.txt, val.txt     annotation files (paths relative to the data root, or absolute)
+    <data_root>/label_map.txt          optional: class names, one a line, in label-id order
+    <data_root>/mean_std_list.txt      optional: enables CrossNorm
+
+One item is ``(clip, label)``: a normalised ``3 x T x size x size`` float32 tensor and an int.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .annotations import (
+    AnnotationError,
+    VideoRecord,
+    parse_annotation_file,
+    read_label_map,
+    resolve_annotation_path,
+)
+from .crossnorm import MEAN_STD_LIST, read_mean_std_list
+from .sampling import sample_clip_indices
+from .transforms import EvalTransform, TrainTransform
+
+__all__ = ["FrameReadError", "RawFrameDataset", "load_frames", "worker_init_fn", "LABEL_MAP"]
+
+LABEL_MAP = "label_map.txt"
+SPLITS = ("train", "val", "test")
+log = logging.getLogger(__name__)
+
+
+class FrameReadError(AnnotationError):
+    """A frame file that cannot be read; names the file and the annotation line that asked for it."""
+
+
+def _imread_rgb(path: str) -> np.ndarray | None:
+    if hasattr(cv2, "IMREAD_COLOR_RGB"):  # OpenCV >= 4.11 decodes straight to RGB
+        return cv2.imread(path, cv2.IMREAD_COLOR_RGB)
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def load_frames(record: VideoRecord, indices: Sequence[int]) -> list[np.ndarray]:
+    """Decode the 1-based frames ``indices`` of a record as ``H x W x 3`` uint8 RGB arrays.
+
+    Each distinct frame is decoded once, so looped (padded) clips cost no extra decoding.
+    """
+    decoded: dict[int, np.ndarray] = {}
+    frames = []
+    for index in indices:
+        index = int(index)
+        frame = decoded.get(index)
+        if frame is None:
+            path = record.frame_path(index)
+            frame = _imread_rgb(str(path))
+            if frame is None:
+                problem = "not found" if not path.is_file() else "cannot be decoded"
+                raise FrameReadError(f"{record.where}: frame file {path} {problem}")
+            decoded[index] = frame
+        frames.append(frame)
+    return frames
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """DataLoader worker setup: one OpenCV thread per worker (the workers are the parallelism).
+
+    ``action_rec.data`` already makes OpenCV single-threaded when imported, before any worker is
+    forked; reconfiguring OpenCV's thread pool inside a forked worker can deadlock, so this only
+    acts when someone turned the threads back on in the parent.
+    """
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
+
+
+def _as_template(template: Any) -> Mapping[str, Any]:
+    if isinstance(template, Mapping):
+        return template
+    from action_rec.templates import load_template
+
+    return load_template(template)
+
+
+class RawFrameDataset(Dataset):
+    """Clips from raw frames, with the template's sampling and transforms for ``split``.
+
+    Args:
+        ann_files: annotation files; relative paths are looked up in the matching data root first.
+        data_roots: one data root per annotation file, or a single root for all of them.
+        template: a loaded template dict (or a path to ``template.yaml``).
+        split: ``train`` (random clip, augmentation) or ``val`` / ``test`` (centred clip, centre crop).
+        class_names: the classes, in label-id order. When ``None``: the data roots' ``label_map.txt``
+            (all present ones must agree), else ``str(id)`` for ids ``0 .. max label``.
+        check_frames: check each record's frame directory and clip end frames when parsing.
+
+    ``records[i].source`` is the index in ``ann_files`` of the file sample ``i`` came from.
+    """
+
+    def __init__(
+        self,
+        ann_files: Sequence[str | Path],
+        data_roots: Sequence[str | Path],
+        template: Mapping[str, Any] | str | Path,
+        split: str = "train",
+        class_names: Sequence[str] | None = None,
+        check_frames: bool = True,
+    ):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        ann_files, data_roots = list(ann_files), [Path(r) for r in data_roots]
+        if not ann_files:
+            raise ValueError("no annotation files given")
+        if len(data_roots) == 1 and len(ann_files) > 1:
+            data_roots = data_roots * len(ann_files)
+        if len(data_roots) != len(ann_files):
+            raise ValueError(
+                f"got {len(ann_files)} annotation files but {len(data_roots)} data roots "
+                "(give one data root per annotation file, or one for all)"
+            )
+        self.template = _as_template(template)
+        self.split = split
+        self.data_roots = data_roots
+        self.ann_files = [resolve_annotation_path(a, r) for a, r in zip(ann_files, data_roots, strict=True)]
+        pattern = self.template["data"]["frame_pattern"]
+
+        self.records: list[VideoRecord] = []
+        for source, (ann, root) in enumerate(zip(self.ann_files, data_roots, strict=True)):
+            records = parse_annotation_file(ann, root, pattern, check_frames=check_frames, source=source)
+            if not records:
+                raise AnnotationError(f"{ann}: no samples")
+            self.records.extend(records)
+
+        self.class_names = list(class_names) if class_names is not None else self._label_map()
+        if self.class_names is None:
+            self.class_names = [str(i) for i in range(max(r.label for r in self.records) + 1)]
+        else:
+            origin = "the given class names" if class_names is not None else LABEL_MAP
+            for r in self.records:
+                if r.label >= len(self.class_names):
+                    raise AnnotationError(
+                        f"{r.where}: label_id {r.label} is out of range: {origin} has "
+                        f"{len(self.class_names)} classes (ids 0..{len(self.class_names) - 1})"
+                    )
+
+        inp = self.template["input"]
+        self.clip_len = int(inp["clip_len"])
+        self.frame_interval = inp["frame_interval"]
+        self.target_fps = inp.get("target_fps")
+        if split == "train":
+            self.transform: TrainTransform | EvalTransform = TrainTransform(
+                self.template, self._mean_std_pairs()
+            )
+        else:
+            self.transform = EvalTransform(self.template)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def labels(self) -> list[int]:
+        return [r.label for r in self.records]
+
+    def _label_map(self) -> list[str] | None:
+        found: list[tuple[Path, list[str]]] = []
+        for root in dict.fromkeys(self.data_roots):
+            path = root / LABEL_MAP
+            if path.is_file():
+                found.append((path, read_label_map(path)))
+        for path, names in found[1:]:
+            if names != found[0][1]:
+                raise AnnotationError(
+                    f"{path}: label map differs from {found[0][0]}; give the class names explicitly"
+                )
+        return found[0][1] if found else None
+
+    def _mean_std_pairs(self) -> np.ndarray | None:
+        paths = [root / MEAN_STD_LIST for root in dict.fromkeys(self.data_roots)]
+        present = [p for p in paths if p.is_file()]
+        wanted = float(self.template["data"]["colour"].get("crossnorm", 0.0))
+        if not present:
+            if wanted > 0:
+                log.warning(
+                    "CrossNorm disabled: no %s in the data root(s) %s, so the clips drawn for it (p=%.2f) get no "
+                    "colour change. Make one with tools/make_mean_std_list.py.",
+                    MEAN_STD_LIST,
+                    ", ".join(str(r) for r in dict.fromkeys(self.data_roots)),
+                    wanted,
+                )
+            return None
+        pairs = np.concatenate([read_mean_std_list(p) for p in present])
+        if wanted > 0:
+            log.info("CrossNorm enabled: %d mean/std pairs from %s", len(pairs), ", ".join(map(str, present)))
+        return pairs
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def clip_indices(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """The 1-based frame numbers of sample ``index``'s clip (training clips need ``rng``)."""
+        return sample_clip_indices(
+            self.records[index], self.clip_len, self.frame_interval, rng, self.target_fps
+        )
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        record = self.records[index]
+        if self.split == "train":
+            # Seeded from torch's generator, which DataLoader seeds per worker and torch.manual_seed fixes.
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
+            frames = load_frames(record, self.clip_indices(index, rng))
+            return self.transform(frames, rng), record.label
+        frames = load_frames(record, self.clip_indices(index))
+        return self.transform(frames), record.label

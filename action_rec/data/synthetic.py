@@ -1,0 +1,280 @@
+"""A small synthetic dataset whose classes differ only in motion: the bundled sample data.
+
+Each clip shows one textured object on a random background (smooth noise, a gradient or a soft
+pattern), with a drop shadow and sensor noise. The six classes come in pairs that are each other's
+reversal in time: moving left / right, rotating clockwise / counter-clockwise, growing / shrinking.
+
+Why a model that ignores time cannot tell the classes apart: every frame's pose is drawn from the
+same distribution for every class. The horizontal position is uniform over the (wrapping) frame
+width, the angle uniform over 360 degrees, the log-size uniform over its range (growing and shrinking
+wrap around it, a sawtooth), the height, texture, background and noise independent of the class;
+a class only decides how the pose changes from one frame to the next. So any single frame has the
+same distribution in every class, and a clip of one class played backwards is a clip of its pair
+class with the same probability. (An order-blind bag of frames can still see *which kind* of motion
+happens, i.e. the pair; only the direction of time tells the two classes of a pair apart.)
+
+Layout written (the raw-frame layout of the seed README)::
+
+    out_dir/rawframes/{train,val}/<class>_<nnnn>/00001.jpg ...
+    out_dir/train.txt, out_dir/val.txt     <rel_dir> <label> 0 N 0 N <fps>
+    out_dir/label_map.txt
+    out_dir/videos/{train,val}/<class>_<nnnn>.mp4 and out_dir/videos_{train,val}.txt  (videos=True)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = ["CLASSES", "Motion", "make_synthetic_dataset", "pose_track", "render_clip"]
+
+
+@dataclass(frozen=True)
+class Motion:
+    name: str
+    kind: str  # translate | rotate | scale
+    direction: int  # +1 / -1; the pair class has the opposite sign
+
+
+# Order matters: label ids. Angles are counter-clockwise on screen, so clockwise turns have direction -1.
+CLASSES = (
+    Motion("moving_left", "translate", -1),
+    Motion("moving_right", "translate", +1),
+    Motion("rotating_clockwise", "rotate", -1),
+    Motion("rotating_counterclockwise", "rotate", +1),
+    Motion("growing", "scale", +1),
+    Motion("shrinking", "scale", -1),
+)
+
+SCALE_RANGE = (0.45, 1.0)  # object size relative to its sprite (0.55 x frame size)
+SPEED = (0.012, 0.03)  # frame widths per frame
+TURN = (4.0, 10.0)  # degrees per frame
+GROWTH = (0.5, 0.9)  # fraction of the log-size range per clip
+
+
+def pose_track(motion: Motion, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``frames x 4`` poses ``(x, y, angle_deg, log_scale_phase)`` for one clip of ``motion``.
+
+    Every column's value at any frame is uniform over its range whatever the class: x over
+    ``[0, size)`` (wrapping), angle over ``[0, 360)``, the log-scale phase over ``[0, 1)`` (wrapping).
+    """
+    t = np.arange(frames, dtype=np.float64)
+    x = np.full(frames, rng.uniform(0, size))
+    y = np.full(frames, rng.uniform(0.3 * size, 0.7 * size))
+    angle = np.full(frames, rng.uniform(0, 360))
+    phase = np.full(frames, rng.uniform(0, 1))
+    if motion.kind == "translate":
+        x = x + motion.direction * rng.uniform(*SPEED) * size * t
+    elif motion.kind == "rotate":
+        angle = angle + motion.direction * rng.uniform(*TURN) * t
+    elif motion.kind == "scale":
+        phase = phase + motion.direction * rng.uniform(*GROWTH) / frames * t
+    else:
+        raise ValueError(f"unknown motion kind {motion.kind!r}")
+    return np.stack([np.mod(x, size), y, np.mod(angle, 360.0), np.mod(phase, 1.0)], axis=1)
+
+
+# ------------------------------------------------------------------------------------ textures
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int, channels: int = 3) -> np.ndarray:
+    """Smooth random field in [0, 1], ``h x w x channels``."""
+    low = rng.random((cells, cells, channels)).astype(np.float32)
+    return cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1).reshape(h, w, channels)
+
+
+def _pattern(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A two-colour pattern (stripes, checks or blobs) as ``h x w x 3`` float32 in [0, 255]."""
+    c1, c2 = rng.uniform(20, 235, size=(2, 3)).astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    kind = rng.integers(3)
+    period = rng.uniform(0.15, 0.35) * max(h, w)
+    if kind == 0:  # stripes at a random angle
+        a = rng.uniform(0, math.pi)
+        m = (np.sin((xx * math.cos(a) + yy * math.sin(a)) * 2 * math.pi / period) > 0).astype(np.float32)
+    elif kind == 1:  # checks
+        m = ((np.floor(xx / period * 2) + np.floor(yy / period * 2)) % 2).astype(np.float32)
+    else:  # blobs
+        m = (_smooth_noise(rng, h, w, 4, 1)[..., 0] > 0.5).astype(np.float32)
+    m = cv2.GaussianBlur(m, (0, 0), 0.8)[..., None]
+    return c1 * m + c2 * (1 - m)
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    kind = rng.integers(3)
+    if kind == 0:  # smooth colour noise
+        bg = _smooth_noise(rng, size, size, int(rng.integers(3, 9))) * rng.uniform(120, 255) + rng.uniform(
+            0, 60
+        )
+        bg = bg.mean(axis=2, keepdims=True) + (bg - bg.mean(axis=2, keepdims=True)) * rng.uniform(0.2, 0.8)
+    elif kind == 1:  # linear gradient between two colours
+        c1, c2 = rng.uniform(0, 255, size=(2, 3)).astype(np.float32)
+        a = rng.uniform(0, 2 * math.pi)
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+        g = ((xx - 0.5) * math.cos(a) + (yy - 0.5) * math.sin(a) + 0.71) / 1.42
+        bg = c1 * g[..., None] + c2 * (1 - g[..., None])
+    else:  # soft, low-contrast pattern
+        bg = _pattern(rng, size, size)
+        bg = cv2.GaussianBlur(bg, (0, 0), rng.uniform(1, 3))
+        bg = bg.mean() + (bg - bg.mean()) * rng.uniform(0.2, 0.5)
+    grain = (_smooth_noise(rng, size, size, size // 4) - 0.5) * rng.uniform(5, 25)
+    return np.clip(bg + grain, 0, 255).astype(np.float32)
+
+
+def _sprite(rng: np.random.Generator, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """An irregular textured polygon: premultiplied colour ``side x side x 3`` and alpha ``side x side``."""
+    n = int(rng.integers(5, 9))
+    angles = (np.arange(n) + rng.uniform(-0.35, 0.35, n)) * 2 * math.pi / n  # spread out: no slivers
+    radii = rng.uniform(0.3, 0.48, n) * side
+    c = (side - 1) / 2
+    shift = 4  # sub-pixel vertices
+    pts = np.stack([c + radii * np.cos(angles), c + radii * np.sin(angles)], axis=1) * (1 << shift)
+    pts = np.round(pts).astype(np.int32)
+    alpha = np.zeros((side, side), np.uint8)
+    cv2.fillPoly(alpha, [pts], 255, lineType=cv2.LINE_AA, shift=shift)
+    texture = _pattern(rng, side, side)
+    shade = 0.75 + 0.5 * _smooth_noise(rng, side, side, 3, 1)  # uneven lighting on the object
+    colour = np.clip(texture * shade, 0, 255)
+    outline = np.zeros((side, side), np.uint8)
+    cv2.polylines(outline, [pts], True, 255, thickness=max(1, side // 40), lineType=cv2.LINE_AA, shift=shift)
+    colour = colour * (1 - 0.6 * outline[..., None] / 255.0)
+    a = alpha.astype(np.float32) / 255.0
+    return (colour * a[..., None]).astype(np.float32), a
+
+
+_NOISE_BANK: dict[int, np.ndarray] = {}
+
+
+def _noise_bank(size: int) -> np.ndarray:
+    """Shared unit Gaussian noise frames (drawing fresh noise for every pixel dominates the run time)."""
+    if size not in _NOISE_BANK:
+        _NOISE_BANK[size] = np.random.default_rng(12345).standard_normal(
+            (64, size, size, 3), dtype=np.float32
+        )
+    return _NOISE_BANK[size]
+
+
+def render_clip(motion: Motion, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One clip of ``motion``: ``frames x size x size x 3`` uint8 BGR (ready for cv2.imwrite)."""
+    poses = pose_track(motion, frames, size, rng)
+    bg = _background(rng, size)
+    side = int(round(0.55 * size))
+    colour, alpha = _sprite(rng, side)
+    pad = side // 4  # room for the blurred shadow
+    shadow = cv2.GaussianBlur(
+        cv2.copyMakeBorder(alpha, pad, pad, pad, pad, cv2.BORDER_CONSTANT), (0, 0), side / 16
+    )
+    layer = np.dstack([colour, alpha])  # premultiplied RGB + alpha, warped together
+    shadow_offset = np.array([0.03, 0.045]) * size
+    shadow_strength = rng.uniform(0.3, 0.55)
+    noise_sigma = rng.uniform(1.0, 4.0)
+    bank = _noise_bank(size)
+    noise_ids = rng.integers(len(bank), size=frames)
+    lo, hi = math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1])
+
+    shadow_centre = (side + 2 * pad - 1) / 2
+    sprite_centre = (side - 1) / 2
+    clip = np.empty((frames, size, size, 3), np.float32)
+    for i, (x, y, angle, phase) in enumerate(poses):
+        scale = math.exp(lo + phase * (hi - lo))
+        reach = (side / 2 + pad) * 1.42 * scale + shadow_offset.max()  # how far the object can show
+        # The frame wraps horizontally: also draw the copy on the other side when it shows.
+        centres = [cx for cx in (x, x - size, x + size) if -reach < cx < size + reach]
+        shade = np.zeros((size, size), np.float32)
+        for cx in centres:
+            m = cv2.getRotationMatrix2D((shadow_centre, shadow_centre), angle, scale)
+            m[:, 2] += (cx + shadow_offset[0] - shadow_centre, y + shadow_offset[1] - shadow_centre)
+            shade += cv2.warpAffine(shadow, m, (size, size), flags=cv2.INTER_LINEAR)
+        frame = clip[i]
+        np.multiply(bg, (1 - shadow_strength * np.minimum(shade, 1))[..., None], out=frame)
+        for cx in centres:
+            m = cv2.getRotationMatrix2D((sprite_centre, sprite_centre), angle, scale)
+            m[:, 2] += (cx - sprite_centre, y - sprite_centre)
+            warped = cv2.warpAffine(layer, m, (size, size), flags=cv2.INTER_LINEAR)
+            frame *= 1 - warped[..., 3:]
+            frame += warped[..., :3]
+    clip += bank[noise_ids] * np.float32(noise_sigma)
+    return np.clip(clip, 0, 255).astype(np.uint8)[..., ::-1]
+
+
+# ------------------------------------------------------------------------------------- writing
+def _write_sample(args: tuple) -> None:
+    out_dir, split, label, index, frames, size, seed, fps, videos = args
+    motion = CLASSES[label]
+    rng = np.random.default_rng([seed, 0 if split == "train" else 1, label, index])
+    clip = render_clip(motion, frames, size, rng)
+    name = f"{motion.name}_{index:04d}"
+    frame_dir = Path(out_dir) / "rawframes" / split / name
+    frame_dir.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(clip, start=1):
+        cv2.imwrite(str(frame_dir / f"{i:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if videos:
+        video = Path(out_dir) / "videos" / split / f"{name}.mp4"
+        video.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size, size))
+        if not writer.isOpened():
+            raise RuntimeError(f"cannot write {video}: OpenCV has no mp4v encoder")
+        for frame in clip:
+            writer.write(frame)
+        writer.release()
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text("".join(lines), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def make_synthetic_dataset(
+    out_dir: str | Path,
+    num_classes: int = 6,
+    train_per_class: int = 60,
+    val_per_class: int = 15,
+    frames: int = 32,
+    size: int = 128,
+    seed: int = 0,
+    videos: bool = False,
+    fps: float = 30.0,
+    workers: int = 1,
+) -> Path:
+    """Write the synthetic dataset to ``out_dir`` (see the module docstring) and return its path.
+
+    Classes are the first ``num_classes`` of :data:`CLASSES` (2 to 6). The output depends only on the
+    arguments, not on ``workers``.
+    """
+    if not 2 <= num_classes <= len(CLASSES):
+        raise ValueError(f"num_classes must be 2..{len(CLASSES)}, got {num_classes}")
+    if frames < 2 or size < 16 or train_per_class < 1 or val_per_class < 0:
+        raise ValueError("need frames >= 2, size >= 16, train_per_class >= 1 and val_per_class >= 0")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    splits = {"train": train_per_class, "val": val_per_class}
+    jobs = [
+        (str(out), split, label, index, frames, size, seed, fps, videos)
+        for split, per_class in splits.items()
+        for label in range(num_classes)
+        for index in range(per_class)
+    ]
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(_write_sample, jobs, chunksize=8))
+    else:
+        for job in jobs:
+            _write_sample(job)
+
+    for split, per_class in splits.items():
+        ann, vids = [], []
+        for label in range(num_classes):
+            for index in range(per_class):
+                name = f"{split}/{CLASSES[label].name}_{index:04d}"
+                ann.append(f"{name} {label} 0 {frames} 0 {frames} {fps:g}\n")
+                vids.append(f"{name}.mp4 {label}\n")
+        _write_lines(out / f"{split}.txt", ann)
+        if videos:
+            _write_lines(out / f"videos_{split}.txt", vids)
+    _write_lines(out / "label_map.txt", [f"{CLASSES[i].name}\n" for i in range(num_classes)])
+    return out

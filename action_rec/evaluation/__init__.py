@@ -1,0 +1,1 @@
+"""Evaluation: metrics, complexity (params, GFLOPs), reports."""

@@ -1,0 +1,54 @@
+"""Shared fixtures: a tiny synthetic dataset, the real clips, the model templates."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from action_rec.data.synthetic import make_synthetic_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+TEMPLATE_DIR = REPO / "model_templates" / "custom-action-recognition"
+TEMPLATE_NAMES = ("s3d-rgb-mobilenet-v3", "x3d-rgb-mobilenet-v3-lgd-gc")
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic dataset (do not modify it: it is shared by the whole session).
+
+    6 classes (see ``action_rec.data.synthetic.CLASSES``), 4 train and 2 val videos per class, 32 frames
+    of 64 x 64, 30 fps; ``train.txt``, ``val.txt``, ``label_map.txt`` and ``rawframes/`` in the returned
+    data root.
+    """
+    root = tmp_path_factory.mktemp("synthetic")
+    return make_synthetic_dataset(
+        root, num_classes=6, train_per_class=4, val_per_class=2, frames=32, size=64, seed=0
+    )
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """``../shared/data/real`` (read-only real clips, see its SOURCES.md); skips when it is missing."""
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real clips not found at {REAL_DATA}")
+    return REAL_DATA
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((TEMPLATE_DIR / name / "template.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def s3d_template() -> dict:
+    """The S3D template as a plain dict (a fresh copy: tests may change it)."""
+    return copy.deepcopy(_load(TEMPLATE_NAMES[0]))
+
+
+@pytest.fixture
+def x3d_template() -> dict:
+    """The X3D template as a plain dict (a fresh copy: tests may change it)."""
+    return copy.deepcopy(_load(TEMPLATE_NAMES[1]))

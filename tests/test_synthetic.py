@@ -1,0 +1,188 @@
+"""The synthetic dataset: the raw-frame layout, reproducible, and classes that only motion separates."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from action_rec.data.annotations import parse_annotation_file, read_label_map, read_video_list
+from action_rec.data.dump import dump_videos
+from action_rec.data.synthetic import CLASSES, make_synthetic_dataset, pose_track
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_layout(synthetic_dataset):
+    names = read_label_map(synthetic_dataset / "label_map.txt")
+    assert names == [c.name for c in CLASSES]
+    for split, per_class in (("train", 4), ("val", 2)):
+        records = parse_annotation_file(
+            synthetic_dataset / f"{split}.txt", synthetic_dataset
+        )  # frames checked
+        assert len(records) == 6 * per_class
+        assert sorted({r.label for r in records}) == list(range(6))
+        for r in records:
+            assert (r.video_start, r.video_end, r.clip_start, r.clip_end, r.fps) == (0, 32, 0, 32, 30.0)
+            assert r.rel_dir.startswith(f"{split}/{names[r.label]}_")
+            assert len(list(r.frame_dir.glob("*.jpg"))) == 32
+    frame = cv2.imread(str(records[0].frame_path(1)))
+    assert frame.shape == (64, 64, 3) and frame.std() > 5  # not blank
+
+
+def test_reproducible_and_seeded(tmp_path):
+    kwargs = dict(num_classes=2, train_per_class=2, val_per_class=1, frames=6, size=32)
+    a = make_synthetic_dataset(tmp_path / "a", seed=3, **kwargs)
+    b = make_synthetic_dataset(tmp_path / "b", seed=3, workers=2, **kwargs)
+    c = make_synthetic_dataset(tmp_path / "c", seed=4, **kwargs)
+    files = sorted(p.relative_to(a) for p in a.rglob("*.jpg"))
+    assert len(files) == (2 * 2 + 2 * 1) * 6
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)  # workers do not matter
+    assert any((a / f).read_bytes() != (c / f).read_bytes() for f in files)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="num_classes must be 2..6"):
+        make_synthetic_dataset(tmp_path, num_classes=7)
+    with pytest.raises(ValueError, match="frames >= 2"):
+        make_synthetic_dataset(tmp_path, frames=1)
+
+
+def ks_uniform(values: np.ndarray, lo: float, hi: float) -> float:
+    """Kolmogorov-Smirnov distance between the sample and the uniform distribution on [lo, hi)."""
+    v = np.sort((values - lo) / (hi - lo))
+    n = len(v)
+    return max((np.arange(1, n + 1) / n - v).max(), (v - np.arange(n) / n).max())
+
+
+def test_every_frame_has_the_same_pose_distribution_in_every_class():
+    """x, angle and size phase are uniform at every frame index, whatever the class; y never moves."""
+    n, frames, size = 3000, 16, 64
+    limit = 1.95 / np.sqrt(n)  # KS critical value, alpha = 0.001
+    for label, motion in enumerate(CLASSES):
+        rng = np.random.default_rng(label)
+        tracks = np.stack([pose_track(motion, frames, size, rng) for _ in range(n)])  # n x T x 4
+        for t in (0, frames // 2, frames - 1):
+            assert ks_uniform(tracks[:, t, 0], 0, size) < limit, (motion.name, t, "x")
+            assert ks_uniform(tracks[:, t, 2], 0, 360) < limit, (motion.name, t, "angle")
+            assert ks_uniform(tracks[:, t, 3], 0, 1) < limit, (motion.name, t, "size phase")
+            assert ks_uniform(tracks[:, t, 1], 0.3 * size, 0.7 * size) < limit, (motion.name, t, "y")
+
+
+def drift(clip: np.ndarray) -> int:
+    """The horizontal shift (pixels a frame) that best carries each frame difference onto the next.
+
+    Differencing cancels the static background; shifts wrap around like the object does.
+    """
+    grey = clip.astype(np.float32).mean(axis=-1)
+    grey = cv2.GaussianBlur(grey.transpose(1, 2, 0), (0, 0), 1.0).transpose(2, 0, 1)
+    d = np.diff(grey, axis=0)
+    errors = [np.abs(np.roll(d[:-1], s, axis=2) - d[1:]).sum() for s in range(-4, 5)]
+    return int(np.argmin(errors)) - 4
+
+
+def read_clip(record) -> np.ndarray:
+    return np.stack(
+        [cv2.imread(str(record.frame_path(i))) for i in range(record.clip_start + 1, record.clip_end + 1)]
+    )
+
+
+@pytest.fixture(scope="module")
+def probe_dataset(tmp_path_factory) -> Path:
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("probe"), train_per_class=12, val_per_class=8, frames=16, size=64, seed=1
+    )
+
+
+def test_a_single_frame_says_nothing_about_the_class(probe_dataset):
+    """A nearest-centroid classifier on single frames (pixels and colour histograms) is at chance level."""
+
+    def features(record, t):
+        frame = cv2.imread(str(record.frame_path(t)))
+        small = cv2.resize(frame, (8, 8), interpolation=cv2.INTER_AREA).ravel() / 255.0
+        hist = (
+            np.concatenate([np.histogram(frame[..., c], bins=8, range=(0, 256))[0] for c in range(3)])
+            / frame[..., 0].size
+        )
+        return np.concatenate([small, hist])
+
+    train = parse_annotation_file(probe_dataset / "train.txt")
+    val = parse_annotation_file(probe_dataset / "val.txt")
+    for t in (1, 8, 16):
+        x = np.stack([features(r, t) for r in train])
+        y = np.array([r.label for r in train])
+        mu, sd = x.mean(0), x.std(0) + 1e-6
+        centroids = np.stack([((x[y == c] - mu) / sd).mean(0) for c in range(6)])
+        xv = (np.stack([features(r, t) for r in val]) - mu) / sd
+        pred = np.argmin(((xv[:, None] - centroids[None]) ** 2).sum(-1), axis=1)
+        accuracy = (pred == np.array([r.label for r in val])).mean()
+        assert accuracy < 0.4, (t, accuracy)  # chance is 1/6; 48 clips
+
+
+def test_only_the_order_of_frames_tells_left_from_right(probe_dataset):
+    """The frames' order separates moving left / right; the same frames shuffled give chance."""
+    records = [
+        r
+        for split in ("train", "val")
+        for r in parse_annotation_file(probe_dataset / f"{split}.txt")
+        if r.label in (0, 1)
+    ]
+    rng = np.random.default_rng(0)
+    ordered, shuffled = [], []
+    for r in records:
+        clip, sign = read_clip(r), 1 if r.label == 1 else -1
+        ordered.append(np.sign(drift(clip)) == sign)
+        shuffled += [np.sign(drift(clip[rng.permutation(len(clip))])) == sign for _ in range(5)]
+    assert np.mean(ordered) >= 0.95
+    assert 0.35 <= np.mean(shuffled) <= 0.65  # 200 guesses
+
+
+def test_videos_for_dump_frames(tmp_path):
+    out = make_synthetic_dataset(
+        tmp_path / "syn", num_classes=2, train_per_class=1, val_per_class=1, frames=12, size=64, videos=True
+    )
+    items = read_video_list(out / "videos_train.txt")
+    assert [(p, label) for p, label, _ in items] == [
+        ("train/moving_left_0000.mp4", 0),
+        ("train/moving_right_0000.mp4", 1),
+    ]
+    summary = dump_videos(
+        out / "videos",
+        [out / "videos_train.txt", out / "videos_val.txt"],
+        tmp_path / "dumped",
+        progress=False,
+    )
+    assert (summary.done, summary.failed) == (4, [])
+    records = parse_annotation_file(tmp_path / "dumped" / "videos_val.txt")
+    assert [(r.rel_dir, r.label, r.clip_end, r.fps) for r in records] == [
+        ("val/moving_left_0000", 0, 12, 30.0),
+        ("val/moving_right_0000", 1, 12, 30.0),
+    ]
+
+
+def test_cli(tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import make_synthetic_dataset as tool
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    args = [
+        "--num-classes",
+        "2",
+        "--train-per-class",
+        "1",
+        "--val-per-class",
+        "1",
+        "--frames",
+        "4",
+        "--size",
+        "32",
+    ]
+    assert tool.main([str(tmp_path / "d"), *args]) == 0
+    assert "wrote 4 videos of 4 frames (2 classes: moving_left, moving_right)" in capsys.readouterr().out
+    assert (tmp_path / "d" / "train.txt").read_text().splitlines()[0] == "train/moving_left_0000 0 0 4 0 4 30"
+    assert tool.main([str(tmp_path / "e"), "--num-classes", "9"]) == 2
+    assert "error: num_classes must be 2..6" in capsys.readouterr().err
