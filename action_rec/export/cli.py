@@ -1,0 +1,124 @@
+"""``export.py`` of a work dir: checkpoint -> verified OpenVINO IR with its metadata.
+
+    python export.py --load-weights outputs/latest.pth --save-model-to export
+        [--precision FP32|FP16] [--input-format rgb255|normalized|bgr8]
+        [--int8 --calib-ann-files val.txt --calib-data-roots DATA [--calib-clips 300]]
+        [--class-names label_map.txt] [--set section.key=value ...]
+
+Writes ``model.xml`` + ``model.bin`` (and ``model.onnx``, ``model.json``; with ``--int8`` also
+``model_int8.xml/.bin/.json``). Exit status: 0 done, 2 bad input or failed verification (one line,
+nothing written), 1 other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from action_rec.export.metadata import DEFAULT_INPUT_FORMAT, INPUT_FORMATS
+from action_rec.export.onnx_export import DEFAULT_OPSET
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="export.py",
+        description="Export a checkpoint to OpenVINO IR through ONNX, verified against PyTorch.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--template", type=Path, help="template.yaml (the work dir's own when run from one)")
+    p.add_argument(
+        "--load-weights", required=True, help="checkpoint (outputs/latest.pth) or published snapshot"
+    )
+    p.add_argument("--save-model-to", required=True, type=Path, help="output directory")
+    p.add_argument("--precision", choices=["FP32", "FP16"], default="FP32", help="weights of model.xml")
+    p.add_argument(
+        "--input-format",
+        choices=INPUT_FORMATS,
+        default=DEFAULT_INPUT_FORMAT,
+        help="what model.xml takes: rgb255 = float planar RGB 0-255, normalized inside the IR (the original "
+        "toolkit's and Open Model Zoo's contract); normalized = the PyTorch input; bgr8 = uint8 N T H W C BGR "
+        "camera frames, converted inside the IR",
+    )
+    p.add_argument("--int8", action="store_true", help="also write model_int8.xml, quantized with NNCF")
+    p.add_argument(
+        "--int8-preset",
+        choices=["mixed", "performance"],
+        default="mixed",
+        help="NNCF preset: mixed (asymmetric activations) or performance (all-symmetric, faster, may cost accuracy)",
+    )
+    p.add_argument(
+        "--calib-ann-files",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="clips for INT8 calibration and the accuracy check (e.g. the validation set)",
+    )
+    p.add_argument("--calib-data-roots", nargs="+", default=[], metavar="DIR", help="data root(s) of them")
+    p.add_argument("--calib-clips", type=int, default=300, help="use at most this many clips (evenly spread)")
+    p.add_argument("--class-names", type=Path, help="class names, one a line (default: from the checkpoint)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-4,
+        help="largest allowed FP32 IR vs PyTorch class-probability difference",
+    )
+    p.add_argument("--workers", type=int, default=2, help="data loading processes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override template values (a checkpoint's own model/input settings win)",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None, template_path: str | Path | None = None) -> int:
+    """Parse flags, export, print a summary; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from action_rec.data.annotations import read_label_map
+    from action_rec.export.pipeline import ExportOptions, export_model
+    from action_rec.templates import TemplateError, apply_overrides, load_template
+
+    try:
+        path = args.template if args.template is not None else template_path
+        if path is None:
+            raise TemplateError("no template: run the work dir's export.py, or give --template PATH")
+        template = load_template(path)
+        if args.set:
+            template = apply_overrides(template, args.set)
+        if args.calib_clips < 1:
+            raise ValueError("--calib-clips must be at least 1")
+        options = ExportOptions(
+            precision=args.precision,
+            input_format=args.input_format,
+            int8=args.int8,
+            int8_preset=args.int8_preset,
+            calib_ann_files=args.calib_ann_files,
+            calib_data_roots=args.calib_data_roots,
+            calib_clips=args.calib_clips,
+            class_names=read_label_map(args.class_names) if args.class_names else None,
+            opset=args.opset,
+            tolerance=args.tolerance,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
+        result = export_model(template, args.load_weights, args.save_model_to, options)
+    except ValueError as exc:  # templates, checkpoints, data, verification: one line, nothing written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Exported to {result.out_dir}: " + ", ".join(p.name for p in result.files))
+    print(f"Run it: python tools/demo.py --model {result.out_dir / 'model.xml'} --input 0")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,401 @@
+"""From a checkpoint to a verified, deployable model directory, in one call.
+
+    checkpoint -> PyTorch model -> model.onnx -> OpenVINO model -> (input format) -> model.xml/.bin
+               -> verified against PyTorch on a random and a real clip (FP32 must agree within 1e-4)
+               -> [FP16 weights] [INT8 through NNCF on the user's clips, as model_int8.xml]
+               -> accuracy of PyTorch and every IR on those clips -> model.json (+ model_int8.json)
+
+Everything is written into a temporary directory beside the destination and moved in only when the
+whole export succeeded: a failed export leaves no half-written model and keeps an earlier good one.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+import torch
+from tqdm import tqdm
+
+from action_rec.export.metadata import (
+    DEFAULT_INPUT_FORMAT,
+    build_metadata,
+    metadata_path,
+    write_metadata,
+)
+from action_rec.export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_op_counts
+from action_rec.export.openvino_ir import add_input_format, compile_ir, convert_onnx, save_ir
+from action_rec.export.verify import (
+    VerificationError,
+    compare_on_clips,
+    evaluate_accuracy,
+    moving_pattern_clip,
+    random_clip,
+    tensor_to_frames,
+)
+
+__all__ = [
+    "ExportError",
+    "ExportOptions",
+    "ExportResult",
+    "export_model",
+    "export_module",
+    "load_trained_model",
+    "MODEL_FILES",
+]
+
+# Every file an export may write; a new export replaces all of them (stale ones are removed).
+MODEL_FILES = (
+    "model.onnx",
+    "model.xml",
+    "model.bin",
+    "model.json",
+    "model_int8.xml",
+    "model_int8.bin",
+    "model_int8.json",
+)
+
+
+class ExportError(ValueError):
+    """An export that cannot be done as asked; the message says why."""
+
+
+@dataclass
+class ExportOptions:
+    """What to export. `calib_*` clips (a few hundred of the user's validation data) calibrate INT8 and
+    measure the accuracy of every variant; without them INT8 is impossible and no accuracy is given."""
+
+    precision: str = "FP32"  # FP32 | FP16: the weights of model.xml
+    input_format: str = DEFAULT_INPUT_FORMAT
+    int8: bool = False
+    int8_preset: str = "mixed"  # mixed | performance (see quantize.quantize_int8)
+    calib_ann_files: list[str] = field(default_factory=list)
+    calib_data_roots: list[str] = field(default_factory=list)
+    calib_clips: int = 300
+    class_names: list[str] | None = None
+    opset: int = DEFAULT_OPSET
+    tolerance: float = 1e-4
+    workers: int = 2
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    files: list[Path]
+    max_prob_diff: dict[str, dict[str, float]]  # variant -> clip name -> largest probability difference
+    accuracy: dict[str, Any] | None  # AccuracyReport.as_dict() on the calibration clips
+
+
+def _class_count_in(state_dict: dict[str, torch.Tensor]) -> int | None:
+    """The class count of the single head in a (remapped) state dict, if there is exactly one."""
+    counts = {
+        int(v.shape[-1] if k.endswith("fc_angular.weight") else v.shape[0])
+        for k, v in state_dict.items()
+        if k.endswith(("fc_angular.weight", "cls_head.fc.weight"))
+    }
+    return counts.pop() if len(counts) == 1 else None
+
+
+def load_trained_model(
+    template: dict[str, Any], checkpoint: str | Path, class_names: list[str] | None, log: Callable[[str], Any]
+) -> tuple[torch.nn.Module, dict[str, Any], list[str], bool]:
+    """Build and load the model a checkpoint holds: ours (with its template and class names) or a bare
+    published snapshot. Returns (model, template used, class names, head_loaded)."""
+    from action_rec.models import build_model, load_weights, read_state_dict, remap_state_dict
+    from action_rec.templates import load_template
+
+    state, _ = read_state_dict(checkpoint)
+    obj = (
+        torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if not isinstance(checkpoint, dict)
+        else checkpoint
+    )
+    stored_template = obj.get("template") if isinstance(obj, dict) else None
+    if isinstance(stored_template, dict):
+        stored = load_template(stored_template)
+        if stored["model"] != template["model"] or stored["input"] != template["input"]:
+            log(f"{checkpoint}: using the model and input settings the checkpoint was trained with")
+        template = copy.deepcopy(template)
+        template["model"], template["input"], template["loss"] = (
+            stored["model"],
+            stored["input"],
+            stored["loss"],
+        )
+    stored_names = obj.get("class_names") if isinstance(obj, dict) else None
+    head_classes = _class_count_in(remap_state_dict(state))
+    names = list(class_names) if class_names else (list(stored_names) if stored_names else None)
+    if class_names and head_classes is not None and len(class_names) != head_classes:
+        raise ExportError(
+            f"{len(class_names)} class names given, but the checkpoint's head has {head_classes} classes"
+        )
+    num_classes = len(names) if names else head_classes or template["model"]["num_classes"]
+    if names is None:
+        names = [f"class_{i}" for i in range(num_classes)]
+        log(
+            f"no class names in the checkpoint: naming them class_0 .. class_{num_classes - 1} (give --class-names)"
+        )
+    model = build_model(template, num_classes=num_classes)
+    report = load_weights(model, checkpoint, log=log)
+    if not report.head_loaded:
+        log(
+            "WARNING: the classifier head was not in the checkpoint and is untrained: the exported model's "
+            "class scores mean nothing until it is fine-tuned (fine for a speed test)"
+        )
+    return model.eval(), template, names, report.head_loaded
+
+
+def _calibration_data(template: dict[str, Any], options: ExportOptions, class_names: list[str]):
+    """The calibration dataset (val pipeline) and an evenly spread subset of at most `calib_clips`."""
+    from action_rec.data.dataset import RawFrameDataset
+
+    names = class_names if not all(n == f"class_{i}" for i, n in enumerate(class_names)) else None
+    try:
+        dataset = RawFrameDataset(
+            options.calib_ann_files, options.calib_data_roots, template, "val", class_names=names
+        )
+    except ValueError as exc:
+        raise ExportError(f"calibration data: {exc}") from None
+    count = min(options.calib_clips, len(dataset))
+    indices = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int)).tolist()
+    return dataset, indices
+
+
+def _loader(dataset, indices: list[int], workers: int):
+    """Clips one at a time, decoded by spawned workers (forked ones can hang in OpenCV's thread pool)."""
+    from action_rec.training.trainer import make_loader
+
+    return make_loader(torch.utils.data.Subset(dataset, indices), 1, None, workers)
+
+
+def _move_into_place(tmp: Path, out_dir: Path, written: list[str]) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metadata = [n for n in written if n.endswith(".json")]
+    for name in [n for n in written if not n.endswith(".json")] + metadata:  # metadata last
+        os.replace(tmp / name, out_dir / name)
+    for name in MODEL_FILES:
+        if name not in written:
+            (out_dir / name).unlink(missing_ok=True)
+    return [out_dir / n for n in written]
+
+
+def _check_options(options: ExportOptions, out_dir: Path) -> None:
+    if options.precision not in ("FP32", "FP16"):
+        raise ExportError(f"--precision must be FP32 or FP16, got {options.precision}")
+    if options.int8 and not options.calib_ann_files:
+        raise ExportError("--int8 needs calibration clips: give --calib-ann-files and --calib-data-roots")
+    if options.calib_ann_files and not options.calib_data_roots:
+        raise ExportError("--calib-ann-files needs --calib-data-roots")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir}: exists and is not a directory")
+
+
+def export_model(
+    template: dict[str, Any],
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    options: ExportOptions | None = None,
+    log: Callable[[str], Any] = print,
+) -> ExportResult:
+    """Export `checkpoint` (ours or a published snapshot) to `out_dir` (see the module docstring);
+    raises ExportError, VerificationError or the loaders' ValueErrors with one-line messages."""
+    options = options or ExportOptions()
+    _check_options(options, Path(out_dir))
+    torch.manual_seed(options.seed)
+    model, template, class_names, _ = load_trained_model(template, checkpoint, options.class_names, log)
+    return export_module(model, template, class_names, out_dir, options, log, source=str(checkpoint))
+
+
+def export_module(
+    model: torch.nn.Module,
+    template: dict[str, Any],
+    class_names: list[str],
+    out_dir: str | Path,
+    options: ExportOptions | None = None,
+    log: Callable[[str], Any] = print,
+    source: str | None = None,
+) -> ExportResult:
+    """Export a model already in memory: any module with the recognizer's contract (normalized
+    `1 x 3 x T x H x W` in, scores out, `probabilities(scores)`), described by `template`."""
+    options = options or ExportOptions()
+    out_dir = Path(out_dir)
+    _check_options(options, out_dir)
+    has_calib = bool(options.calib_ann_files)
+    model = model.eval()
+    inp = template["input"]
+    dataset = indices = None
+    if has_calib:
+        dataset, indices = _calibration_data(template, options, class_names)
+        if dataset.num_classes != len(class_names):
+            log(
+                f"calibration data has {dataset.num_classes} classes, the model {len(class_names)}: "
+                "accuracy is not measured (INT8 calibration does not need labels)"
+            )
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
+    try:
+        shape = (1, 3, inp["clip_len"], inp["size"], inp["size"])
+        onnx_path = export_onnx(model, tmp / "model.onnx", shape, options.opset)
+        ops = onnx_op_counts(onnx_path)
+        log(
+            f"ONNX: {onnx_path.name}, opset {options.opset}, input 'input' {list(shape)}, "
+            f"{sum(ops.values())} nodes, {ops.get('BatchNormalization', 0)} BatchNormalization left"
+        )
+        base = convert_onnx(onnx_path)
+
+        head = template["model"]["head"]
+        common = dict(
+            input_format=options.input_format,
+            output_kind="cosine" if head == "angular" else "logits",
+            softmax_scale=float(getattr(model.cls_head, "scale", 1.0)) if head == "angular" else 1.0,
+        )
+        extra = {
+            "source_checkpoint": source,
+            "onnx": {"file": "model.onnx", "opset": options.opset, "input_format": "normalized"},
+        }
+        meta = build_metadata(template, class_names, precision=options.precision, extra=extra, **common)
+
+        clips = {"random": random_clip(inp["clip_len"], inp["size"], options.seed)}
+        if dataset is not None:
+            clips["real"] = tensor_to_frames(dataset[indices[0]][0], inp["mean"], inp["std"])
+        else:
+            clips["moving_pattern"] = moving_pattern_clip(inp["clip_len"], inp["size"], options.seed)
+
+        # FP32: converted in memory and verified before anything else is written.
+        fp32 = add_input_format(base, options.input_format, inp["mean"], inp["std"])
+        variants: dict[str, tuple[ov.CompiledModel, dict[str, Any]]] = {"FP32": (compile_ir(fp32), meta)}
+        diffs = {"FP32": compare_on_clips(model, variants["FP32"][0], clips, meta)}
+        _log_diffs(log, "FP32", diffs["FP32"], options.tolerance)
+        if max(diffs["FP32"].values()) > options.tolerance:
+            raise VerificationError(
+                f"FP32 IR differs from PyTorch by {max(diffs['FP32'].values()):.3g} in class probability "
+                f"(tolerance {options.tolerance:g}); nothing was written"
+            )
+
+        # FP16 weights: in the export when asked for, and always measured when there are clips.
+        fp16_dir = tmp / "fp16"
+        if options.precision == "FP16" or has_calib:
+            fp16_dir.mkdir()
+            save_ir(fp32, fp16_dir / "model.xml", fp16=True)
+            fp16_meta = {**meta, "precision": "FP16"}
+            variants["FP16"] = (compile_ir(fp16_dir / "model.xml"), fp16_meta)
+            diffs["FP16"] = compare_on_clips(model, variants["FP16"][0], clips, fp16_meta)
+            _log_diffs(log, "FP16", diffs["FP16"])
+        # The CPU plugin's default on CPUs with bf16 units: measured, for users who want the speed.
+        if has_calib and "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            variants["FP32-bf16"] = (compile_ir(fp32, precision="bf16"), meta)
+            diffs["FP32-bf16"] = compare_on_clips(model, variants["FP32-bf16"][0], clips, meta)
+            _log_diffs(log, "FP32 (run in bf16)", diffs["FP32-bf16"])
+
+        written = ["model.onnx", "model.xml", "model.bin", "model.json"]
+        if options.precision == "FP16":
+            for name in ("model.xml", "model.bin"):
+                os.replace(fp16_dir / name, tmp / name)
+        else:
+            save_ir(fp32, tmp / "model.xml", fp16=False)
+
+        if options.int8:
+            from action_rec.export.quantize import quantize_int8
+
+            log(f"INT8: NNCF post-training quantization on {len(indices)} clips")
+            loader = _loader(dataset, indices, options.workers)
+            calib = (clip for clip, _ in loader)
+            int8 = add_input_format(
+                quantize_int8(base, calib, len(indices), options.int8_preset),
+                options.input_format,
+                inp["mean"],
+                inp["std"],
+            )
+            save_ir(int8, tmp / "model_int8.xml", fp16=False)
+            import nncf
+
+            quantization = {
+                "tool": f"NNCF {nncf.__version__}",
+                "preset": options.int8_preset,
+                "clips": len(indices),
+            }
+            int8_meta = {**meta, "precision": "INT8", "quantization": quantization}
+            variants["INT8"] = (compile_ir(int8), int8_meta)
+            diffs["INT8"] = compare_on_clips(model, variants["INT8"][0], clips, int8_meta)
+            _log_diffs(log, "INT8", diffs["INT8"])
+            written += ["model_int8.xml", "model_int8.bin", "model_int8.json"]
+
+        accuracy = None
+        if dataset is not None and dataset.num_classes == len(class_names):
+            samples = loader if options.int8 else _loader(dataset, indices, options.workers)
+            bar = (
+                (lambda it: tqdm(it, total=len(indices), desc="accuracy", unit="clip"))
+                if options.progress
+                else iter
+            )
+            report = evaluate_accuracy(model, variants, samples, progress=bar)
+            accuracy = report.as_dict()
+            log(_accuracy_table(report))
+
+        def verification(name: str) -> dict[str, Any]:
+            out: dict[str, Any] = {
+                "max_prob_diff_vs_pytorch": diffs[name],
+                "fp32_tolerance": options.tolerance,
+            }
+            if accuracy is not None:
+                out["accuracy_top1"] = {
+                    "clips": accuracy["clips"],
+                    "pytorch": accuracy["top1"]["pytorch"],
+                    "this_model": accuracy["top1"][name],
+                    "calibration_data": [str(a) for a in options.calib_ann_files],
+                }
+            return out
+
+        write_metadata(
+            tmp / "model.json",
+            {**variants[options.precision][1], "verification": verification(options.precision)},
+        )
+        if options.int8:
+            write_metadata(
+                metadata_path(tmp / "model_int8.xml"),
+                {**variants["INT8"][1], "verification": verification("INT8")},
+            )
+
+        files = _move_into_place(tmp, out_dir, written)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ExportResult(out_dir, files, diffs, accuracy)
+
+
+def _log_diffs(
+    log: Callable[[str], Any], name: str, diffs: dict[str, float], tolerance: float | None = None
+) -> None:
+    parts = ", ".join(f"{clip} clip {d:.2e}" for clip, d in diffs.items())
+    verdict = (
+        ""
+        if tolerance is None
+        else (" (ok)" if max(diffs.values()) <= tolerance else f" > {tolerance:g}: FAILED")
+    )
+    log(f"{name} IR vs PyTorch, largest class-probability difference: {parts}{verdict}")
+
+
+def _accuracy_table(report) -> str:
+    lines = [
+        f"Top-1 accuracy on {report.clips} calibration clips (same clips for every variant; "
+        "FP32-bf16 = the FP32 IR run with the CPU plugin's bf16 default):"
+    ]
+    base = report.top1("pytorch")
+    for name in report.correct:
+        delta = (
+            ""
+            if name == "pytorch"
+            else f"  ({report.top1(name) - base:+.2f} vs PyTorch, "
+            f"max prob diff {report.max_prob_diff[name]:.2e})"
+        )
+        lines.append(f"  {name:8s} {report.top1(name):6.2f} %{delta}")
+    return "\n".join(lines)

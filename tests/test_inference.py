@@ -1,0 +1,298 @@
+"""The live recognizer: per-frame preprocessing, the sliding window, the exported model's checks, and
+the label timeline of a trained model on a synthetic video (the windows it was trained to see)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from action_rec.data.synthetic import CLASSES
+from action_rec.data.transforms import preprocess_clip
+from action_rec.export.metadata import frames_to_input, metadata_path
+from action_rec.export.pipeline import ExportOptions, export_module
+from action_rec.inference import ExportedModel, ModelError, SourceError, recognize_video, timeline_segments
+from action_rec.inference.demo import LiveDemo
+from action_rec.inference.preprocess import FramePreprocessor
+from action_rec.inference.stream import open_source
+from action_rec.inference.synthetic_video import make_synthetic_video, windows_inside_segments
+from action_rec.inference.window import ClipWindow, ScoreAverager
+from action_rec.templates import apply_overrides, load_template
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "model_templates" / "custom-action-recognition" / "s3d-rgb-mobilenet-v3" / "template.yaml"
+
+
+def tiny_template(**input_overrides) -> dict:
+    settings = {"clip_len": 8, "size": 32, "resize_short": 40, **input_overrides}
+    return apply_overrides(
+        load_template(TEMPLATE), [f"input.{k}={v}" for k, v in settings.items()] + ["model.head=linear"]
+    )
+
+
+# ------------------------------------------------------------------------------- sliding window
+def test_window_samples_every_step_and_advances_by_stride():
+    window = ClipWindow(clip_len=4, step=2, stride=8, frame_shape=(1, 1, 1))
+    due = []
+    for i in range(40):
+        if window.wants(i):
+            if window.push(i, np.full((1, 1, 1), i, np.float32)):
+                due.append((i, window.clip()[0, 0, :, 0, 0].tolist()))
+        else:
+            assert i % 2 == 1  # only every 2nd frame is sampled (and preprocessed)
+    assert [d[0] for d in due] == [6, 14, 22, 30, 38]
+    for end, frames in due:  # oldest first, every 2nd frame, ending at the due frame
+        assert frames == [end - 6, end - 4, end - 2, end]
+
+
+def test_window_fractional_step_keeps_the_rate():
+    window = ClipWindow(clip_len=3, step=2.5, stride=1, frame_shape=(2, 2, 3), dtype=np.uint8, planar=False)
+    sampled = [
+        i for i in range(100) if window.wants(i) and (window.push(i, np.zeros((2, 2, 3), np.uint8)) or True)
+    ]
+    assert len(sampled) == 40  # 100 frames / 2.5
+    assert window.clip().shape == (1, 3, 2, 2, 3)
+
+
+def test_score_averager_means_the_last_windows():
+    avg = ScoreAverager(2)
+    avg(np.array([1.0, 0.0]))
+    avg(np.array([0.0, 1.0]))
+    np.testing.assert_allclose(avg(np.array([0.0, 1.0])), [0.0, 1.0])
+
+
+@pytest.mark.parametrize("fmt", ["rgb255", "normalized", "bgr8"])
+def test_frame_preprocessing_matches_the_evaluation_pipeline(fmt):
+    """Frame by frame, in any input format, the recognizer feeds the IR what the validation pipeline
+    (preprocess_clip) would have fed PyTorch for the whole clip."""
+    template = tiny_template()
+    rng = np.random.default_rng(0)
+    frames_bgr = [rng.integers(0, 256, (45, 61, 3), dtype=np.uint8) for _ in range(4)]
+    meta_input = {**template["input"], "format": fmt}
+    prep = FramePreprocessor(meta_input)
+    window = ClipWindow(4, 1, 1, prep.frame_shape, prep.dtype, planar=fmt != "bgr8")
+    for i, f in enumerate(frames_bgr):
+        window.push(i, prep(f))
+    reference = preprocess_clip([f[..., ::-1] for f in frames_bgr], template)  # RGB in, 3 x T x H x W
+    mean = np.asarray(template["input"]["mean"], np.float32).reshape(3, 1, 1, 1)
+    std = np.asarray(template["input"]["std"], np.float32).reshape(3, 1, 1, 1)
+    pixels = np.rint(reference.numpy() * std + mean).astype(np.uint8).transpose(1, 2, 3, 0)
+    expected = frames_to_input(pixels, meta_input)
+    np.testing.assert_allclose(window.clip(), expected, atol=1e-4)
+
+
+# --------------------------------------------------------------------- a tiny model, trained here
+class TinyMotionNet(nn.Module):
+    """Small enough to learn the windows of a short video in seconds; flattening keeps position and
+    time, so the order of the frames matters to it."""
+
+    def __init__(self, num_classes: int, clip_len: int = 8, size: int = 32) -> None:
+        super().__init__()
+        flat = 16 * ((clip_len + 1) // 2) * ((size + 3) // 4) ** 2
+        self.net = nn.Sequential(
+            nn.Conv3d(3, 8, 3, (1, 2, 2), 1), nn.BatchNorm3d(8), nn.ReLU(),
+            nn.Conv3d(8, 16, 3, 2, 1), nn.BatchNorm3d(16), nn.ReLU(),
+            nn.Flatten(), nn.Linear(flat, num_classes),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(scores, dim=1)
+
+
+def _decode(path: Path) -> list[np.ndarray]:
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while (frame := cap.read()[1]) is not None:
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A synthetic video (left, then the same frames backwards, i.e. right; clockwise; left again), a
+    model trained on every window of it that lies inside one segment, exported to IR. The first two
+    segments hold the same frames, so only a window in the right time order gets them right."""
+    torch.manual_seed(0)
+    work = tmp_path_factory.mktemp("recognizer")
+    labels = [0, 1, 2, 0]
+    video = work / "synthetic.mp4"
+    truth = make_synthetic_video(video, labels, frames_per_segment=40, size=48, seed=3, reversed_pairs=True)
+    template = tiny_template()
+    span = template["input"]["clip_len"] * template["input"]["frame_interval"]
+    frames = [f[..., ::-1] for f in _decode(video)]
+    clips, targets = [], []
+    for seg in truth:
+        for start in range(seg["start"], seg["end"] - span + 1):
+            clips.append(
+                preprocess_clip(frames[start : start + span : template["input"]["frame_interval"]], template)
+            )
+            targets.append(seg["label"])
+    x, y = torch.stack(clips), torch.tensor(targets)
+    model = TinyMotionNet(3)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    for step in range(400):
+        model.train()
+        batch = torch.randint(0, len(x), (32,))
+        loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 20 == 19:
+            with torch.no_grad():
+                if (model.eval()(x).argmax(1) == y).all():
+                    break
+    model.eval()
+    with torch.no_grad():
+        assert (model(x).argmax(1) == y).float().mean() == 1.0, "the tiny model did not learn its windows"
+    names = [c.name for c in CLASSES[:3]]
+    export_module(model, template, names, work / "export", ExportOptions(progress=False), log=lambda *_: None)
+    return {"video": video, "truth": truth, "xml": work / "export" / "model.xml", "work": work}
+
+
+def test_timeline_matches_the_truth_on_the_synthetic_video(trained):
+    entries = recognize_video(trained["xml"], trained["video"], stride=4, average=1, progress=False)
+    inside = windows_inside_segments(entries, trained["truth"])
+    assert len(inside) >= 8
+    wrong = [
+        (e["frame"], e["window_label"], seg["name"]) for e, seg in inside if e["window_label"] != seg["name"]
+    ]
+    assert not wrong, f"windows labelled wrongly (end frame, predicted, truth): {wrong}"
+    # The timeline's long runs (windows straddling two segments may say anything) name the segments.
+    assert [s["label"] for s in timeline_segments(entries) if s["windows"] >= 4] == [
+        s["name"] for s in trained["truth"]
+    ]
+
+
+def test_demo_on_a_file_is_reproducible_and_draws_every_frame(trained, tmp_path):
+    """The threaded demo on a file drops nothing: its JSON timeline equals recognize_video's and the
+    annotated video has every frame."""
+    model = ExportedModel(trained["xml"], threads=1)
+    expected = recognize_video(model, trained["video"], stride=8, average=3, progress=False)
+    out, log = tmp_path / "annotated.avi", tmp_path / "timeline.jsonl"
+    summary = LiveDemo(model, open_source(str(trained["video"])), show=False, output=out, json_path=log).run()
+    got = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(e["frame"], e["label"], e["top_k"]) for e in got] == [
+        (e["frame"], e["label"], e["top_k"]) for e in expected
+    ]
+    n = sum(s["end"] - s["start"] for s in trained["truth"])
+    assert summary["frames_drawn"] == n and summary["windows_dropped"] == 0
+    assert len(_decode(out)) == n
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+# ----------------------------------------------------------------------------------------- errors
+def test_model_that_does_not_match_its_metadata_is_refused(trained, tmp_path):
+    for name in ("model.xml", "model.bin"):
+        (tmp_path / name).write_bytes((trained["xml"].parent / name).read_bytes())
+    meta = json.loads(metadata_path(trained["xml"]).read_text())
+    meta["class_names"] = meta["class_names"][:2]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="output shape"):
+        ExportedModel(tmp_path / "model.xml")
+    meta = json.loads(metadata_path(trained["xml"]).read_text())
+    meta["input"]["shape"] = [1, 3, 16, 32, 32]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="input shape"):
+        ExportedModel(tmp_path / "model.xml")
+    (tmp_path / "model.json").unlink()
+    with pytest.raises(ModelError, match="model.json: metadata file not found"):
+        ExportedModel(tmp_path / "model.xml")
+
+
+def test_unreadable_inputs_give_one_line_errors(trained, tmp_path):
+    with pytest.raises(SourceError, match="no such video file"):
+        recognize_video(trained["xml"], tmp_path / "missing.mp4", progress=False)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all")
+    with pytest.raises(SourceError, match="junk.mp4"):
+        recognize_video(trained["xml"], junk, progress=False)
+
+
+# ------------------------------------------------------------- end to end with the real network
+@pytest.mark.slow
+def test_trained_s3d_end_to_end(tmp_path, capsys):
+    """Train the real S3D network with the training API and the quick start's recipe, export it with
+    INT8 through the export CLI, and recognize a video made of training clips (what the model was
+    trained to see). The IR's timeline agrees with PyTorch window by window, so it names the classes
+    exactly as well as the trained network does (both figures are printed)."""
+    import importlib.util
+
+    from action_rec.data import make_synthetic_dataset
+    from action_rec.export.cli import main as export_main
+    from action_rec.models import build_model, load_weights
+    from action_rec.training.trainer import TrainOptions, train
+
+    spec = importlib.util.spec_from_file_location("quickstart", ROOT / "tools" / "quickstart.py")
+    quick = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quick)
+    data = make_synthetic_dataset(tmp_path / "data", **{**quick.DATA, "workers": 2})
+    training = [f"training.{k}={v}" for k, v in quick.QUICK_TRAINING.items()]
+    template = apply_overrides(load_template(TEMPLATE), quick.QUICK_SETTINGS + training)
+    result = train(
+        template,
+        TrainOptions(
+            tmp_path / "out",
+            ["train.txt"],
+            [str(data)],
+            ["val.txt"],
+            [str(data)],
+            device="cpu",
+            workers=0,
+            progress=False,
+        ),
+    )
+    export_dir = tmp_path / "export"
+    args = ["--load-weights", result.latest, "--save-model-to", str(export_dir), "--int8", "--calib-ann-files",
+            "val.txt", "--calib-data-roots", str(data), "--workers", "0", "--no-progress"]  # fmt: skip
+    assert export_main(args, template_path=TEMPLATE) == 0
+    printed = capsys.readouterr().out
+    rows = {
+        line.split()[0]: float(line.split()[1])
+        for line in printed.splitlines()
+        if line.startswith("  ") and "%" in line
+    }
+    assert rows["FP32"] == rows["pytorch"]  # same top-1 on the validation clips
+    assert {"FP16", "INT8"} <= rows.keys()
+
+    # A video of the first training clip of every class, back to back.
+    size = quick.DATA["size"]
+    video, truth = tmp_path / "train_clips.avi", []
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (size, size))
+    for label, motion in enumerate(CLASSES[: quick.DATA["num_classes"]]):
+        frames = sorted((data / "rawframes" / "train" / f"{motion.name}_0000").glob("*.jpg"))
+        for f in frames:
+            writer.write(cv2.imread(str(f)))
+        start = truth[-1]["end"] if truth else 0
+        truth.append({"label": label, "name": motion.name, "start": start, "end": start + len(frames)})
+    writer.release()
+    entries = recognize_video(export_dir / "model.xml", video, stride=4, average=1, progress=False)
+    inside = windows_inside_segments(entries, truth)
+    assert len(inside) >= 2 * len(truth)
+
+    # PyTorch on exactly those windows (decoded frames, validation pipeline) gives the same labels.
+    model = build_model(template, num_classes=len(truth)).eval()
+    load_weights(model, result.latest, log=None)
+    frames = [f[..., ::-1] for f in _decode(video)]
+    torch_right = ir_right = 0
+    with torch.no_grad():
+        for entry, seg in inside:
+            clip = preprocess_clip(frames[entry["start_frame"] : entry["frame"] + 1 : 2], template)
+            probs = model.probabilities(model(clip[None]))[0]
+            label = CLASSES[int(probs.argmax())].name
+            top2 = probs.topk(2).values
+            if top2[0] - top2[1] > 1e-3:  # not a near tie
+                assert label == entry["window_label"]
+            torch_right += label == seg["name"]
+            ir_right += entry["window_label"] == seg["name"]
+    print(
+        f"windows named right: IR {ir_right}/{len(inside)}, PyTorch {torch_right}/{len(inside)}; {result.last_metrics}"
+    )
+    assert abs(ir_right - torch_right) <= 1
