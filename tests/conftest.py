@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import gc
+import signal
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,18 @@ def s3d_template() -> dict:
 def x3d_template() -> dict:
     """The X3D template as a plain dict (a fresh copy: tests may change it)."""
     return copy.deepcopy(_load(TEMPLATE_NAMES[1]))
+
+
+@pytest.fixture(autouse=True)
+def _isolate_process_state_between_tests():
+    """Undo process-wide state a test leaves behind before the next one starts.
+
+    A DataLoader with workers installs torch's SIGCHLD handler for the whole process; it stays after the
+    loader is gone, and when a later test's subprocess exited, the handler crashed the test process
+    (SIGSEGV, seen in full runs only). Put the default handler back, and free each test's OpenVINO and
+    DataLoader objects now rather than at an arbitrary later point.
+    """
+    yield
+    gc.collect()
+    if signal.getsignal(signal.SIGCHLD) not in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)

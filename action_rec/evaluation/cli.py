@@ -1,0 +1,85 @@
+"""``eval.py`` of a work dir: accuracy and complexity of a checkpoint, as the original toolkit reported.
+
+    python eval.py --load-weights outputs/latest.pth --test-ann-files val.txt --test-data-roots DATA \\
+        --save-metrics-to metrics.yaml [--device cpu] [--batch-size N] [--workers N] [--set KEY=VALUE ...]
+
+Works with latest.pth, best.pth or a bare published snapshot whose head fits the test set. Writes
+metrics.yaml, confusion_matrix.png and per_class_accuracy.csv. Exit status: 0, 2 bad input, 1 failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="eval.py",
+        description="Evaluate a checkpoint: top-1, top-5, mean class accuracy, GFLOPs, parameters.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--template", type=Path, help="template.yaml (the work dir's own when run from one)")
+    p.add_argument("--load-weights", required=True, help="checkpoint (latest.pth, best.pth) or snapshot")
+    p.add_argument("--test-ann-files", nargs="+", required=True, metavar="FILE", help="test annotations")
+    p.add_argument("--test-data-roots", nargs="+", required=True, metavar="DIR", help="data root(s) of them")
+    p.add_argument("--save-metrics-to", type=Path, default=Path("metrics.yaml"), help="metrics.yaml path")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=int, help="clips per batch (default: the template's)")
+    p.add_argument("--workers", type=int, help="data loading processes (default: the template's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--set", nargs="+", default=[], metavar="SECTION.KEY=VALUE", help="override template values"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None, template_path: str | Path | None = None) -> int:
+    """Parse flags, evaluate, write the report, print the figures; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from action_rec.evaluation.evaluate import evaluate, write_report
+    from action_rec.templates import TemplateError, load_template
+
+    try:
+        path = template_path if template_path is not None else args.template
+        if path is None:
+            raise TemplateError("no template: run the work dir's eval.py, or give --template PATH")
+        result = evaluate(
+            load_template(path),
+            args.load_weights,
+            args.test_ann_files,
+            args.test_data_roots,
+            overrides=args.set,
+            device=args.device,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
+        paths = write_report(result, args.save_metrics_to)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, OSError) as exc:
+        print(
+            f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(
+        f"{result['num_clips']} clips of {len(result['class_names'])} classes: top-1 {result['top1']:.2f} %, "
+        f"top-5 {result['top5']:.2f} %, mean class {result['mean_class']:.2f} %; "
+        f"{result['gflops']:.2f} GFLOPs at {'x'.join(map(str, result['input_shape']))}, "
+        f"{result['params_m']:.3f} M parameters, checkpoint {result['checkpoint_mb']:.1f} MB"
+    )
+    print(f"Wrote {paths['metrics']}, {paths['confusion']}, {paths['per_class']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

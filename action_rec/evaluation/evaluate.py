@@ -1,0 +1,158 @@
+"""`evaluate`: accuracy of a checkpoint on a test set (one centred clip, one centre crop per video) and
+its complexity, written as metrics.yaml + confusion_matrix.png + per_class_accuracy.csv.
+
+The checkpoint decides the model: a training checkpoint of ours carries its template (clip length,
+input size, head) and class names, which are used as they are; a bare snapshot is read with the work
+dir's template, and its head must fit the test set's classes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import SequentialSampler
+from tqdm import tqdm
+
+from action_rec.evaluation.metrics import AccuracyMeter
+from action_rec.evaluation.report import (
+    metric_entries,
+    plot_confusion_matrix,
+    write_metrics_yaml,
+    write_per_class_csv,
+)
+
+__all__ = ["EvaluationError", "evaluate", "read_model_checkpoint", "write_report"]
+
+
+class EvaluationError(ValueError):
+    """The checkpoint and the test set do not go together (head of another class count, ...)."""
+
+
+def read_model_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint as a dict (weights_only); ours hold ``template`` and ``class_names``."""
+    from action_rec.training.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+def _checkpoint_classes(checkpoint: dict[str, Any]) -> int | None:
+    """Class count of a checkpoint's single head, None when it has none or several."""
+    from action_rec.models import remap_state_dict
+
+    state = remap_state_dict(checkpoint.get("state_dict", checkpoint))
+    for key in ("cls_head.fc_angular.weight", "cls_head.fc.weight"):
+        if key in state:
+            return int(state[key].shape[-1] if key.endswith("fc_angular.weight") else state[key].shape[0])
+    return None
+
+
+def evaluate(
+    template: dict[str, Any],
+    weights: str | Path,
+    test_ann_files: list[str],
+    test_data_roots: list[str],
+    *,
+    overrides: list[str] | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    log=print,
+) -> dict[str, Any]:
+    """Evaluate `weights` on the test set; returns top1/top5/mean_class (%), per_class, confusion,
+    class_names, params_m, gflops, checkpoint_mb, input_shape and the template used."""
+    from action_rec.data import RawFrameDataset
+    from action_rec.evaluation.complexity import count_complexity
+    from action_rec.models import build_model, load_weights
+    from action_rec.templates import apply_overrides, load_template
+    from action_rec.training.datasets import DataError, check_labels, make_loader, resolve_ann_files
+
+    weights = Path(weights)
+    checkpoint = read_model_checkpoint(weights)
+    if isinstance(checkpoint.get("template"), dict):
+        template = load_template(checkpoint["template"])
+        log(f"Using the template saved in {weights.name} ({template['name']}, "
+            f"clip {template['input']['clip_len']} x {template['input']['size']}^2)")  # fmt: skip
+    if overrides:
+        template = apply_overrides(template, overrides)
+    class_names = checkpoint.get("class_names")
+    class_names = list(class_names) if class_names else None
+
+    files, roots = resolve_ann_files(test_ann_files, test_data_roots, "--test-ann-files")
+    if not files:
+        raise DataError("--test-ann-files: no test annotation file given")
+    dataset = RawFrameDataset(files, roots, template, split="test", class_names=class_names)
+    if len(dataset) == 0:
+        raise DataError(f"{', '.join(files)}: the test set is empty (no clips)")
+    class_names = list(dataset.class_names) if class_names is None else class_names
+    num_classes = len(class_names)
+    if num_classes < dataset.num_classes and checkpoint.get("class_names") is None:
+        num_classes = dataset.num_classes
+    check_labels(dataset, num_classes, "--test-ann-files")
+
+    head_classes = _checkpoint_classes(checkpoint)
+    if checkpoint.get("class_names") is None and head_classes is not None and head_classes != num_classes:
+        raise EvaluationError(
+            f"{weights}: its head has {head_classes} classes but the test set has {num_classes}: "
+            "evaluate a checkpoint fine-tuned on these classes (train.py --load-weights ...)"
+        )
+    model = build_model(template, num_classes=num_classes)
+    report = load_weights(model, checkpoint, log=None)
+    if not report.head_loaded:
+        raise EvaluationError(
+            f"{weights}: {report.message.split('; ', 1)[-1]}; a re-initialised head cannot be evaluated: "
+            "fine-tune it on these classes first"
+        )
+
+    name = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    torch_device = torch.device(name)
+    model.to(torch_device).eval()
+    loader = make_loader(
+        dataset,
+        batch_size or template["training"]["batch_size"],
+        SequentialSampler(dataset),
+        template["training"]["workers"] if workers is None else workers,
+        persistent=False,
+    )
+    meter = AccuracyMeter(num_classes, torch_device)
+    with torch.no_grad():
+        for clips, labels in tqdm(loader, desc="evaluating", disable=not progress, dynamic_ncols=True):
+            meter.update(model(clips.to(torch_device)), labels.to(torch_device))
+    result = meter.compute()
+
+    inp = template["input"]
+    shape = (1, 3, inp["clip_len"], inp["size"], inp["size"])
+    complexity = count_complexity(model, shape)
+    result.update(
+        class_names=class_names,
+        params_m=complexity["params_m"],
+        gflops=complexity["gflops"],
+        checkpoint_mb=weights.stat().st_size / 1e6,
+        input_shape=list(shape),
+        template=template,
+        weights=str(weights),
+    )
+    return result
+
+
+def write_report(result: dict[str, Any], metrics_path: str | Path) -> dict[str, Path]:
+    """metrics.yaml at `metrics_path` (a directory gets metrics.yaml inside), and beside it
+    confusion_matrix.png and per_class_accuracy.csv. Returns the paths written."""
+    metrics_path = Path(metrics_path)
+    if metrics_path.is_dir() or metrics_path.suffix.lower() not in (".yaml", ".yml"):
+        metrics_path = metrics_path / "metrics.yaml"
+    out_dir = metrics_path.parent
+    return {
+        "metrics": write_metrics_yaml(metrics_path, metric_entries(result)),
+        "confusion": plot_confusion_matrix(
+            out_dir / "confusion_matrix.png", result["confusion"], result["class_names"]
+        ),
+        "per_class": write_per_class_csv(
+            out_dir / "per_class_accuracy.csv",
+            result["confusion"],
+            result["class_names"],
+            result["per_class"],
+        ),
+    }

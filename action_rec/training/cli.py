@@ -1,0 +1,138 @@
+"""``train.py`` of a work dir: flags of the original toolkit plus resume, devices, seeds, overrides.
+
+    python train.py --load-weights snapshot.pth \\
+        --train-ann-files train.txt --train-data-roots DATA --val-ann-files val.txt --val-data-roots DATA \\
+        --save-checkpoints-to outputs [--epochs N --batch-size N --base-learning-rate LR --gpu-num N]
+        [--resume] [--device cpu|cuda|cuda:N] [--nproc N] [--workers N] [--seed N] [--amp]
+        [--set section.key=value ...]
+
+Defaults come from the work dir's template.yaml. Exit status: 0 done, 2 bad input (one line naming the
+file), 1 failure at run time (loss not finite, out of memory), 130 interrupted.
+Several GPUs: ``--gpu-num N`` spawns N processes (DistributedDataParallel, NCCL). Several CPU processes
+(gloo): ``--device cpu --nproc N``. Several machines: start this script with ``torchrun --nnodes ...
+--nproc-per-node ... train.py ...``; torchrun's environment is detected and no processes are spawned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train or fine-tune an action recognition model; defaults come from the template.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--template", type=Path, help="template.yaml (the work dir's own when run from one)")
+    p.add_argument("--load-weights", help="fine-tune from these weights (snapshot.pth or a checkpoint)")
+    p.add_argument("--train-ann-files", nargs="+", required=True, metavar="FILE", help="training annotations")
+    p.add_argument("--train-data-roots", nargs="+", required=True, metavar="DIR", help="data root(s) of them")
+    p.add_argument("--val-ann-files", nargs="+", default=[], metavar="FILE", help="validation annotations")
+    p.add_argument("--val-data-roots", nargs="+", default=[], metavar="DIR", help="data root(s) of them")
+    p.add_argument(
+        "--save-checkpoints-to", type=Path, help="output dir (default: outputs/ beside the template)"
+    )
+    p.add_argument("--epochs", type=int, help="training.epochs")
+    p.add_argument("--batch-size", type=int, help="training.batch_size (per process)")
+    p.add_argument("--base-learning-rate", type=float, help="training.base_learning_rate")
+    p.add_argument("--gpu-num", type=int, default=1, help="GPUs to train on (one process each, DDP)")
+    p.add_argument("--nproc", type=int, help="processes (DDP); with --device cpu: CPU processes over gloo")
+    p.add_argument("--resume", action="store_true", help="continue from latest.pth in the output dir")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument(
+        "--workers", type=int, help="data loading processes per training process (training.workers)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and augmentation")
+    p.add_argument("--amp", action="store_true", help="mixed precision (float16 autocast) on CUDA")
+    p.add_argument(
+        "--stop-after", type=int, metavar="EPOCHS", help="stop after this many epochs (resume later)"
+    )
+    p.add_argument(
+        "--precise-bn",
+        type=int,
+        default=0,
+        metavar="CLIPS",
+        help="before each validation, recompute BatchNorm statistics on this many training clips "
+        "(helps when training from scratch at a high learning rate; 0: off, as the original)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override template values, e.g. --set input.clip_len=8 training.lr_schedule=cosine",
+    )
+    return p
+
+
+def _template(args: argparse.Namespace, template_path: str | Path | None) -> tuple[dict, Path]:
+    from action_rec.templates import TemplateError, apply_overrides, load_template
+
+    path = template_path if template_path is not None else args.template
+    if path is None:
+        raise TemplateError("no template: run the work dir's train.py, or give --template PATH")
+    template = load_template(path)
+    overrides = list(args.set)
+    for flag, key in (
+        ("epochs", "training.epochs"),
+        ("batch_size", "training.batch_size"),
+        ("base_learning_rate", "training.base_learning_rate"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if overrides:
+        template = apply_overrides(template, overrides)
+    return template, Path(path)
+
+
+def main(argv: list[str] | None = None, template_path: str | Path | None = None) -> int:
+    """Parse flags, train, print a summary; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from action_rec.training.trainer import TrainingError, TrainOptions, train
+
+    try:
+        template, path = _template(args, template_path)
+        world_size = args.nproc if args.nproc is not None else args.gpu_num
+        if world_size < 1:
+            raise ValueError(f"--gpu-num/--nproc: need at least 1 process, got {world_size}")
+        if args.set:
+            print(f"Template overrides: {' '.join(args.set)}")
+        options = TrainOptions(
+            out_dir=args.save_checkpoints_to or path.resolve().parent / "outputs",
+            train_ann_files=args.train_ann_files,
+            train_data_roots=args.train_data_roots,
+            val_ann_files=args.val_ann_files,
+            val_data_roots=args.val_data_roots,
+            load_weights=args.load_weights,
+            resume=args.resume,
+            device=args.device,
+            world_size=world_size,
+            workers=args.workers,
+            seed=args.seed,
+            amp=args.amp,
+            progress=not args.no_progress,
+            stop_after=args.stop_after,
+            precise_bn=args.precise_bn,
+        )
+        train(template, options)
+    except ValueError as exc:  # templates, annotations, checkpoints, data: the user's to fix
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (TrainingError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: continue with the same command and --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

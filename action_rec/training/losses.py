@@ -1,0 +1,153 @@
+"""Losses of the original recipe: AM-Softmax with its regularisers, or plain cross-entropy.
+
+The angular head outputs raw cosines ``N x C``; the losses scale them. The AM-Softmax scale follows a
+schedule (`am_softmax_scale`): large at the start so that the softmax is sharp while the cosines are
+small, then down to ``scale_end`` (the scale the model's ``probabilities`` use at inference).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "am_softmax_scale",
+    "am_softmax_loss",
+    "center_push_loss",
+    "local_push_loss",
+    "Criterion",
+    "build_criterion",
+]
+
+
+def am_softmax_scale(epoch: float, loss_cfg: dict[str, Any]) -> float:
+    """Scale at (fractional) `epoch`: polynomial of power ``scale_power`` from ``scale_start`` down to
+    ``scale_end`` over the first ``scale_epochs`` epochs, then ``scale_end``."""
+    start, end = float(loss_cfg["scale_start"]), float(loss_cfg["scale_end"])
+    span = loss_cfg["scale_epochs"]
+    if span <= 0 or epoch >= span:
+        return end
+    return end + (start - end) * (1.0 - max(epoch, 0.0) / span) ** float(loss_cfg["scale_power"])
+
+
+def am_softmax_loss(
+    cos: torch.Tensor,
+    labels: torch.Tensor,
+    scale: float,
+    margin: float = 0.35,
+    entropy_weight: float = 0.085,
+    positive_only: bool = True,
+) -> torch.Tensor:
+    """AM-Softmax: cross-entropy of ``scale * (cos - margin * onehot(y))`` minus ``entropy_weight`` x the
+    entropy of ``softmax(scale * cos)`` (a confidence penalty on the margin-free logits).
+
+    With `positive_only` only the per-sample losses above zero are averaged (the original's rule: a
+    sample whose entropy bonus outweighs its error does not pull the mean down). ``N x C``, ``N`` -> scalar.
+    """
+    onehot = F.one_hot(labels, cos.shape[1]).to(cos.dtype)
+    losses = F.cross_entropy(scale * (cos - margin * onehot), labels, reduction="none")
+    if entropy_weight:
+        log_p = F.log_softmax(scale * cos, dim=1)
+        entropy = -(log_p.exp() * log_p).sum(dim=1)
+        losses = losses - entropy_weight * entropy
+    if not positive_only:
+        return losses.mean()
+    positive = losses > 0
+    return (losses * positive).sum() / positive.sum().clamp(min=1)
+
+
+def center_push_loss(
+    centres: torch.Tensor, margin: float = 0.1, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Push class centres apart: mean of ``cos - margin`` over class pairs whose cosine exceeds `margin`.
+
+    `centres` is ``D x C`` (one L2-normalised column per class); `mask` (``C x C``, default the strict upper
+    triangle) selects each pair once. Zero (with a gradient path) when no pair is too close.
+    """
+    num_classes = centres.shape[1]
+    if mask is None:
+        mask = torch.triu(torch.ones(num_classes, num_classes, device=centres.device), diagonal=1)
+    cos = centres.t() @ centres
+    pairs = cos[mask.to(torch.bool)]
+    over = pairs[pairs > margin] - margin
+    return over.mean() if over.numel() else centres.sum() * 0.0
+
+
+def local_push_loss(
+    embeddings: torch.Tensor, cos: torch.Tensor, labels: torch.Tensor, margin: float = 0.1
+) -> torch.Tensor:
+    """X3D's local push: keep each sample further from other classes' samples than from its own centre.
+
+    For sample i: ``max_j relu(e_i . e_j - t_i)`` over samples j of another class, with
+    ``t_i = max(cos(e_i, w_yi), margin) - margin``; averaged over samples that have such a j.
+    `embeddings` ``N x D`` L2-normalised, `cos` ``N x C``, `labels` ``N``.
+    """
+    target = cos.gather(1, labels[:, None]).squeeze(1).clamp(min=margin) - margin
+    similarity = embeddings @ embeddings.t()
+    other = labels[:, None] != labels[None, :]
+    pushed = F.relu(similarity - target[:, None]).masked_fill(~other, 0.0)
+    has_other = other.any(dim=1)
+    if not bool(has_other.any()):
+        return embeddings.sum() * 0.0
+    return pushed.max(dim=1).values[has_other].mean()
+
+
+class Criterion(nn.Module):
+    """The training loss of a template, as one callable.
+
+    ``forward(scores, labels, embeddings, centres, epoch) -> (loss, parts)`` where `parts` maps each term's
+    name to its (detached) value for logging. `scores` are cosines (angular head) or logits (linear head).
+
+    - ``loss.type: am_softmax`` (angular head only): `am_softmax_loss` + ``center_push_weight`` x
+      `center_push_loss` + ``local_push_weight`` x `local_push_loss`.
+    - ``loss.type: cross_entropy``: plain cross-entropy, of the logits (linear head) or of the scheduled
+      scale x the cosines (angular head: a normalised softmax without margin or regularisers).
+    """
+
+    def __init__(self, template: dict[str, Any]) -> None:
+        super().__init__()
+        self.cfg = dict(template["loss"])
+        self.angular = template["model"]["head"] == "angular"
+        if self.cfg["type"] == "am_softmax" and not self.angular:
+            raise ValueError(
+                "template: loss.type 'am_softmax' needs model.head 'angular' "
+                "(use --set loss.type=cross_entropy for the linear head)"
+            )
+
+    def scale(self, epoch: float) -> float:
+        return am_softmax_scale(epoch, self.cfg) if self.angular else 1.0
+
+    def forward(
+        self,
+        scores: torch.Tensor,
+        labels: torch.Tensor,
+        embeddings: torch.Tensor | None = None,
+        centres: torch.Tensor | None = None,
+        epoch: float = 0.0,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        scores = scores.float()
+        scale = self.scale(epoch)
+        cfg = self.cfg
+        if cfg["type"] == "cross_entropy":
+            loss = F.cross_entropy(scale * scores, labels)
+            return loss, {"ce": loss.detach().item(), "scale": scale}
+        loss = am_softmax_loss(scores, labels, scale, cfg["margin"], cfg["entropy_weight"])
+        parts = {"am_softmax": loss.detach().item(), "scale": scale}
+        if cfg["center_push_weight"] and centres is not None:
+            push = center_push_loss(centres.float(), cfg["center_push_margin"], mask)
+            loss = loss + cfg["center_push_weight"] * push
+            parts["center_push"] = push.detach().item()
+        if cfg["local_push_weight"] and embeddings is not None:
+            push = local_push_loss(embeddings.float(), scores, labels, cfg["center_push_margin"])
+            loss = loss + cfg["local_push_weight"] * push
+            parts["local_push"] = push.detach().item()
+        return loss, parts
+
+
+def build_criterion(template: dict[str, Any]) -> Criterion:
+    """The loss the template asks for (see `Criterion`)."""
+    return Criterion(template)
