@@ -126,7 +126,9 @@ def test_precise_bn_replaces_stale_statistics_of_the_chosen_layers_only():
     from action_rec.training.trainer import recompute_bn_statistics
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv3d(1, 2, 1), nn.BatchNorm3d(2), nn.Dropout(0.5), nn.Conv3d(2, 2, 1), nn.BatchNorm3d(2))
+    model = nn.Sequential(
+        nn.Conv3d(1, 2, 1), nn.BatchNorm3d(2), nn.Dropout(0.5), nn.Conv3d(2, 2, 1), nn.BatchNorm3d(2)
+    )
     model.train()
     frozen_mean = model[4].running_mean.clone()
     batches = [(torch.randn(4, 1, 2, 3, 3) * 3 + 5, None) for _ in range(3)]

@@ -146,8 +146,10 @@ def _select_device(options: TrainOptions, local_rank: int) -> torch.device:
 
 
 @torch.no_grad()
-def recompute_bn_statistics(module: nn.Module, loader: DataLoader, model: nn.Module, device: torch.device) -> int:
-    """"Precise BN": replace the running statistics of `module`'s BatchNorm layers by their plain average
+def recompute_bn_statistics(
+    module: nn.Module, loader: DataLoader, model: nn.Module, device: torch.device
+) -> int:
+    """ "Precise BN": replace the running statistics of `module`'s BatchNorm layers by their plain average
     over `loader`'s batches, computed with the current weights (`model` runs the clips).
 
     The running averages kept during training lag behind weights that change fast (from scratch, at a
@@ -308,7 +310,9 @@ class Trainer:
             bn_set = RawFrameDataset(
                 self.train_set.ann_files, self.train_set.data_roots, self.template, "val", self.class_names
             )
-            order = torch.randperm(len(bn_set), generator=torch.Generator().manual_seed(options.seed)).tolist()
+            order = torch.randperm(
+                len(bn_set), generator=torch.Generator().manual_seed(options.seed)
+            ).tolist()
             shard = order[: options.precise_bn][info.rank :: info.world_size]
             self.bn_loader = make_loader(bn_set, self.batch_size, shard, self.workers)
         self.val_loader = None
@@ -494,7 +498,10 @@ class Trainer:
                 # Only the layers that trained this epoch: the frozen backbone keeps its statistics.
                 head_only = self.schedule.head_only(epoch)
                 recompute_bn_statistics(
-                    self.model.cls_head if head_only else self.model, self.bn_loader, self.model, self.info.device
+                    self.model.cls_head if head_only else self.model,
+                    self.bn_loader,
+                    self.model,
+                    self.info.device,
                 )
             if self.val_loader is None:
                 return {}
