@@ -16,6 +16,7 @@ swapped order fails loudly here instead of training on the wrong frames.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,19 @@ class VideoRecord:
         return self.frame_dir / self.frame_pattern.format(index)
 
 
+def content_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line_no, stripped text)`` for each line of a text list that is neither blank nor a ``#`` comment.
+
+    Every list the toolkit reads (annotations, video lists, CrossNorm pairs) skips the same lines and
+    reports errors by the same 1-based line numbers.
+    """
+    with open(path, encoding="utf-8") as f:
+        for line_no, text in enumerate(f, start=1):
+            text = text.strip()
+            if text and not text.startswith("#"):
+                yield line_no, text
+
+
 def _fail(path: Path | str, line: int, message: str) -> AnnotationError:
     return AnnotationError(f"{path}:{line}: {message}")
 
@@ -102,12 +116,8 @@ def parse_annotation_file(
         raise AnnotationError(f"{path}: annotation file not found")
     root = Path(data_root) if data_root is not None else path.parent
     records = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, text in enumerate(f, start=1):
-            text = text.strip()
-            if not text or text.startswith("#"):
-                continue
-            records.append(_parse_line(text, path, line_no, root, frame_pattern, check_frames, source))
+    for line_no, text in content_lines(path):
+        records.append(_parse_line(text, path, line_no, root, frame_pattern, check_frames, source))
     return records
 
 
@@ -205,18 +215,14 @@ def read_video_list(path: str | Path) -> list[tuple[str, int, int]]:
     if not path.is_file():
         raise AnnotationError(f"{path}: video list not found")
     items = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, text in enumerate(f, start=1):
-            text = text.strip()
-            if not text or text.startswith("#"):
-                continue
-            cols = text.split()
-            if len(cols) != 2:
-                raise _fail(
-                    path, line_no, f"expected 2 columns (<rel_path_to_video> <label_id>), got {len(cols)}"
-                )
-            label = _parse_int(cols[1], "label_id", path, line_no)
-            if label < 0:
-                raise _fail(path, line_no, f"label_id must be >= 0, got {label}")
-            items.append((cols[0], label, line_no))
+    for line_no, text in content_lines(path):
+        cols = text.split()
+        if len(cols) != 2:
+            raise _fail(
+                path, line_no, f"expected 2 columns (<rel_path_to_video> <label_id>), got {len(cols)}"
+            )
+        label = _parse_int(cols[1], "label_id", path, line_no)
+        if label < 0:
+            raise _fail(path, line_no, f"label_id must be >= 0, got {label}")
+        items.append((cols[0], label, line_no))
     return items

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .annotations import AnnotationError
+from .annotations import AnnotationError, content_lines
 
 __all__ = [
     "MEAN_STD_LIST",
@@ -36,24 +36,18 @@ def read_mean_std_list(path: str | Path) -> np.ndarray:
     """The list as an ``N x 2 x 3`` float32 array: ``[i, 0]`` the RGB means, ``[i, 1]`` the RGB stds."""
     path = Path(path)
     pairs = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, text in enumerate(f, start=1):
-            text = text.strip()
-            if not text or text.startswith("#"):
-                continue
-            cols = text.split()
-            values = [c.split(",") for c in cols]
-            if len(cols) != 2 or any(len(v) != 3 for v in values):
-                raise AnnotationError(f"{path}:{line_no}: expected 'm_r,m_g,m_b s_r,s_g,s_b', got {text!r}")
-            try:
-                pair = np.array(values, dtype=np.float64)
-            except ValueError:
-                raise AnnotationError(f"{path}:{line_no}: non-numeric value in {text!r}") from None
-            if not np.isfinite(pair).all() or (pair[1] <= 0).any():
-                raise AnnotationError(
-                    f"{path}:{line_no}: stds must be positive and values finite, got {text!r}"
-                )
-            pairs.append(pair)
+    for line_no, text in content_lines(path):
+        cols = text.split()
+        values = [c.split(",") for c in cols]
+        if len(cols) != 2 or any(len(v) != 3 for v in values):
+            raise AnnotationError(f"{path}:{line_no}: expected 'm_r,m_g,m_b s_r,s_g,s_b', got {text!r}")
+        try:
+            pair = np.array(values, dtype=np.float64)
+        except ValueError:
+            raise AnnotationError(f"{path}:{line_no}: non-numeric value in {text!r}") from None
+        if not np.isfinite(pair).all() or (pair[1] <= 0).any():
+            raise AnnotationError(f"{path}:{line_no}: stds must be positive and values finite, got {text!r}")
+        pairs.append(pair)
     if not pairs:
         raise AnnotationError(f"{path}: no mean/std pairs")
     return np.stack(pairs).astype(np.float32)
