@@ -65,6 +65,7 @@ SCHEMA: dict[str, Any] = {
         "batch_size": int,
         "base_learning_rate": _NUM,
         "epochs": int,
+        "optimizer": ("sgd", "adamw"),
         "momentum": _NUM,
         "weight_decay": _NUM,
         "head_only_epochs": int,

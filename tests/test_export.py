@@ -7,6 +7,7 @@ Models are the real architectures on tiny clips (4 x 32 x 32) so that an export 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -117,6 +118,24 @@ def test_exported_ir_matches_pytorch(tmp_path, checkpoints, arch, fmt, capsys):
     assert max(meta["verification"]["max_prob_diff_vs_pytorch"].values()) < 1e-4
     printed = capsys.readouterr().out
     assert "FP32 IR vs PyTorch" in printed and "0 BatchNormalization left" in printed
+
+
+def test_int8_export_with_loader_workers_exits_cleanly(tmp_path, checkpoints, synthetic_dataset):
+    """Regression: the calibration pass left its DataLoader workers running (NNCF stops at the last
+    clip without ending the pass); shut down after OpenVINO had compiled models, they took the process
+    down with SIGSEGV. Run as a user would, in its own process, with workers."""
+    arch = "s3d-rgb-mobilenet-v3"
+    out = tmp_path / "export"
+    args = ["--load-weights", str(checkpoints[arch]), "--save-model-to", str(out), "--int8",
+            "--calib-ann-files", "val.txt", "--calib-data-roots", str(synthetic_dataset), "--workers", "2",
+            "--no-progress", "--class-names", str(synthetic_dataset / "label_map.txt")]  # fmt: skip
+    code = (
+        "import sys\nfrom action_rec.export.cli import main\n"
+        f"sys.exit(main({args!r}, template_path={str(TEMPLATES / arch / 'template.yaml')!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "model_int8.xml").is_file() and "Exported to" in done.stdout
 
 
 def test_fp16_int8_and_accuracy_on_calibration_clips(tmp_path, checkpoints, synthetic_dataset, capsys):

@@ -235,6 +235,7 @@ def test_trained_s3d_end_to_end(tmp_path, capsys):
     spec.loader.exec_module(quick)
     data = make_synthetic_dataset(tmp_path / "data", **{**quick.DATA, "workers": 2})
     training = [f"training.{k}={v}" for k, v in quick.QUICK_TRAINING.items()]
+    training.append(f"training.epochs={quick.QUICK_EPOCHS['s3d']}")
     template = apply_overrides(load_template(TEMPLATE), quick.QUICK_SETTINGS + training)
     result = train(
         template,
@@ -275,7 +276,7 @@ def test_trained_s3d_end_to_end(tmp_path, capsys):
     writer.release()
     entries = recognize_video(export_dir / "model.xml", video, stride=4, average=1, progress=False)
     inside = windows_inside_segments(entries, truth)
-    assert len(inside) >= 2 * len(truth)
+    assert len(inside) >= len(truth)  # 16-frame clips: the windows that start with a clip
 
     # PyTorch on exactly those windows (decoded frames, validation pipeline) gives the same labels.
     model = build_model(template, num_classes=len(truth)).eval()

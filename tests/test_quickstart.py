@@ -34,12 +34,19 @@ def test_quickstart_wires_data_work_dir_training_and_evaluation(tmp_path):
         "outputs/best.pth",
         "outputs/train.log",
         "metrics.yaml",
+        "export/model.xml",
+        "export/model.json",
+        "export/model_int8.xml",
+        "export/synthetic_test.mp4",
     ):
         assert (work / name).is_file(), name
     keys = {e["key"] for e in yaml.safe_load((work / "metrics.yaml").read_text())["metrics"]}
     assert {"accuracy", "mean_class_accuracy", "complexity", "size"} <= keys
     assert "$ " in done.stdout and "--set" in done.stdout  # every command is printed, overrides included
     assert "validation top-1" in done.stdout and str(work) in done.stdout
+    # The exported IR's accuracy table, and the timeline it predicts on a new synthetic video.
+    assert "Top-1 accuracy on 6 calibration clips" in done.stdout and "INT8" in done.stdout
+    assert "Truth (12 segments" in done.stdout and "Windows inside one segment labelled right" in done.stdout
     # A second run reuses the data and the work dir.
     again = _run(tmp_path, *tiny)
     assert again.returncode == 0 and "already in" in again.stdout and "reusing" in again.stdout

@@ -67,7 +67,7 @@ def test_x3d_run_writes_every_output(data3, tmp_path, capsys):
         "meta",
     }
     assert ckpt["epoch"] == 2 and ckpt["iteration"] == 2 * 3  # 9 clips, batch 3
-    assert ckpt["class_names"] == ["moving_left", "moving_right", "rotating_clockwise"]
+    assert ckpt["class_names"] == ["moving_left", "moving_right", "moving_up"]
     assert ckpt["template"]["input"]["clip_len"] == 4 and ckpt["template"]["model"]["num_classes"] == 27
     assert ckpt["state_dict"]["cls_head.fc_angular.weight"].shape == (256, 3)
     records = read_metrics(out / "metrics.jsonl")
@@ -139,3 +139,28 @@ def test_precise_bn_replaces_stale_statistics_of_the_chosen_layers_only():
     assert torch.allclose(model[1].running_mean, expected, atol=1e-5)  # plain average of the batch means
     assert torch.equal(model[4].running_mean, frozen_mean)  # not among the chosen layers
     assert model[1].momentum == 0.1 and model.training and model[2].training  # modes and momentum restored
+
+
+def test_validate_and_precise_bn_feed_the_model_prepared_batches():
+    """The trainer's uint8 batches reach the model only through `prepare` (there: normalize_batch)."""
+    from torch import nn
+
+    from action_rec.training.trainer import recompute_bn_statistics, validate
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv3d(1, 2, 1), nn.BatchNorm3d(2), nn.Flatten(), nn.LazyLinear(3))
+    batches = [(torch.randint(0, 256, (4, 1, 2, 3, 3), dtype=torch.uint8), torch.tensor([0, 1, 2, 1]))]
+    seen = []
+
+    def prepare(clips: torch.Tensor) -> torch.Tensor:
+        seen.append(clips.dtype)
+        return (clips.float() - 128) / 64
+
+    with torch.no_grad():
+        model(prepare(batches[0][0]))  # materialise the lazy layer
+        expected = model[0](prepare(batches[0][0])).mean(dim=(0, 2, 3, 4))
+    seen.clear()
+    assert recompute_bn_statistics(model, batches, model, torch.device("cpu"), prepare) == 1
+    assert torch.allclose(model[1].running_mean, expected, atol=1e-5)
+    metrics = validate(model, batches, 3, torch.device("cpu"), prepare)
+    assert seen == [torch.uint8, torch.uint8] and 0 <= metrics["top1"] <= 100

@@ -21,6 +21,7 @@ from action_rec.data.transforms import (
     crop_resize_frames,
     geometry_matrix,
     multi_scale_crop_box,
+    normalize_batch,
     normalize_clip,
     preprocess_clip,
     random_resized_crop_box,
@@ -216,6 +217,86 @@ def test_normalize_clip_matches_the_formula():
     out = normalize_clip(clip, MEAN, STD)
     assert out.shape == (3, 3, 8, 10) and out.is_contiguous()
     np.testing.assert_allclose(out.numpy(), reference_normalize(clip), atol=1e-5)
+
+
+# ------------------------------------------------------------- uint8 clips, normalised per batch
+ROUNDING = 0.5 / STD.min() + 1e-5  # half a grey level after normalisation, about 0.0087
+
+
+def normalise_one(clip: torch.Tensor) -> torch.Tensor:
+    return normalize_batch(clip[None], MEAN, STD)[0]
+
+
+@pytest.mark.parametrize("angle", [0.0, 7.0])
+@pytest.mark.parametrize(
+    ("colour", "photometric", "pair"),
+    [
+        ("none", PhotometricParams(), None),
+        # brightness/contrast only: folded into the normalisation on the float path; clamps at 0 and 255
+        ("photometric", PhotometricParams(brightness=30.0, contrast=1.4), None),
+        ("photometric", PhotometricParams(brightness=-25.0, contrast=0.7), None),
+        ("photometric", PhotometricParams(brightness=12.0, contrast=1.2, saturation=1.4, hue=-15.0), None),
+        ("crossnorm", PhotometricParams(), np.array([[70.0, 150.0, 200.0], [70.0, 30.0, 20.0]])),
+    ],
+)
+def test_uint8_clip_normalised_per_batch_equals_the_float_clip(
+    s3d_template, angle, colour, photometric, pair
+):
+    frames = [smooth_frame(256, 340, s) for s in range(4)]
+    params = ClipParams((256, 340), (20, 10, 250, 230), angle, True, colour, photometric, pair)
+    ref = TrainTransform(s3d_template).apply(frames, params)
+    clip = TrainTransform(s3d_template, normalize=False).apply(frames, params)
+    assert clip.dtype == torch.uint8 and clip.shape == ref.shape == (3, 4, 224, 224)
+    assert (normalise_one(clip) - ref).abs().max() <= ROUNDING
+    if colour != "none":  # the colour stage is there, and large next to the rounding
+        plain = TrainTransform(s3d_template).apply(
+            frames, ClipParams((256, 340), (20, 10, 250, 230), angle, True)
+        )
+        assert (plain - ref).abs().max() > 0.5
+
+
+@pytest.mark.parametrize("name", ["s3d", "x3d"])
+def test_uint8_and_float_training_clips_agree_for_the_same_seed(request, name):
+    template = request.getfixturevalue(f"{name}_template")
+    template["data"]["colour"] = {"none": 0.2, "photometric": 0.4, "crossnorm": 0.4}
+    pairs = np.array([[[110, 100, 90], [50, 55, 60]], [[90, 120, 100], [40, 45, 70]]], np.float32)
+    as_float, as_uint8 = TrainTransform(template, pairs), TrainTransform(template, pairs, normalize=False)
+    frames = [smooth_frame(256, 340, s) for s in range(3)]
+    for seed in range(12):
+        ref = as_float(frames, np.random.default_rng(seed))
+        clip = as_uint8(frames, np.random.default_rng(seed))
+        assert clip.dtype == torch.uint8 and clip.shape == (3, 3, 224, 224)
+        assert (normalise_one(clip) - ref).abs().max() <= ROUNDING, seed
+
+
+def test_uint8_eval_clip(s3d_template):
+    frames = [smooth_frame(240, 320, s) for s in range(4)]
+    clip = EvalTransform(s3d_template, normalize=False)(frames)
+    assert clip.dtype == torch.uint8 and clip.shape == (3, 4, 224, 224)
+    assert (normalise_one(clip) - preprocess_clip(frames, s3d_template)).abs().max() < 1e-5
+
+
+def test_normalize_batch_matches_the_formula_and_keeps_the_memory_format():
+    clips = torch.from_numpy(np.random.default_rng(0).integers(0, 256, size=(2, 3, 4, 6, 5), dtype=np.uint8))
+    ref = torch.from_numpy(
+        np.stack([reference_normalize(c.permute(1, 2, 3, 0).numpy()) for c in clips]).astype(np.float32)
+    )
+    out = normalize_batch(clips, MEAN, STD)
+    assert out.dtype == torch.float32 and out.shape == clips.shape and out.is_contiguous()
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+    last = normalize_batch(clips, MEAN, STD, memory_format=torch.channels_last_3d)
+    assert last.is_contiguous(memory_format=torch.channels_last_3d) and not last.is_contiguous()
+    torch.testing.assert_close(last, ref, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="uint8"):
+        normalize_batch(clips.float(), MEAN, STD)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_normalize_batch_on_cuda():
+    clips = torch.randint(0, 256, (2, 3, 4, 6, 5), dtype=torch.uint8)
+    out = normalize_batch(clips.cuda(), MEAN, STD)
+    assert out.is_cuda and out.dtype == torch.float32
+    torch.testing.assert_close(out.cpu(), normalize_batch(clips, MEAN, STD))
 
 
 # ------------------------------------------------------------------------------------- colour

@@ -2,7 +2,8 @@
 
 Follow one clip: :mod:`.annotations` reads the annotation line, :mod:`.sampling` picks its frame
 numbers, :mod:`.dataset` decodes them, :mod:`.transforms` (with :mod:`.crossnorm`) turns them into a
-normalised ``3 x T x H x W`` tensor. :mod:`.dump` makes raw frames from videos, :mod:`.statistics`
+normalised ``3 x T x H x W`` tensor (or a uint8 one that :func:`.transforms.normalize_batch`
+normalises per batch). :mod:`.dump` makes raw frames from videos, :mod:`.statistics`
 makes CrossNorm's list, :mod:`.synthetic` makes the bundled sample data.
 """
 
@@ -13,7 +14,7 @@ from .crossnorm import apply_crossnorm, read_mean_std_list, write_mean_std_list
 from .dataset import FrameReadError, RawFrameDataset, load_frames, worker_init_fn
 from .sampling import sample_clip_indices
 from .synthetic import make_synthetic_dataset
-from .transforms import EvalTransform, TrainTransform, preprocess_clip
+from .transforms import EvalTransform, TrainTransform, normalize_batch, preprocess_clip
 
 # OpenCV's thread pool (pthreads) does not survive fork(): a DataLoader worker forked after the parent
 # used it can hang in its first OpenCV call. Data loading is parallel across workers, and the main
@@ -30,6 +31,7 @@ __all__ = [
     "apply_crossnorm",
     "load_frames",
     "make_synthetic_dataset",
+    "normalize_batch",
     "parse_annotation_file",
     "preprocess_clip",
     "read_label_map",

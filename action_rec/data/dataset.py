@@ -7,7 +7,9 @@ Data root layout (the seed README's)::
     <data_root>/label_map.txt          optional: class names, one a line, in label-id order
     <data_root>/mean_std_list.txt      optional: enables CrossNorm
 
-One item is ``(clip, label)``: a normalised ``3 x T x size x size`` float32 tensor and an int.
+One item is ``(clip, label)``: a normalised ``3 x T x size x size`` float32 tensor and an int, or with
+``normalize=False`` the same clip as uint8 before normalisation (the trainer's choice: 4x less to move
+between processes; :func:`action_rec.data.transforms.normalize_batch` then normalises the batch).
 """
 
 from __future__ import annotations
@@ -102,6 +104,8 @@ class RawFrameDataset(Dataset):
         class_names: the classes, in label-id order. When ``None``: the data roots' ``label_map.txt``
             (all present ones must agree), else ``str(id)`` for ids ``0 .. max label``.
         check_frames: check each record's frame directory and clip end frames when parsing.
+        normalize: float32 clips normalised with ``input.mean`` / ``input.std``; ``False``: uint8 clips
+            (0..255, every augmentation applied), to be normalised per batch with ``normalize_batch``.
 
     ``records[i].source`` is the index in ``ann_files`` of the file sample ``i`` came from.
     """
@@ -114,6 +118,7 @@ class RawFrameDataset(Dataset):
         split: str = "train",
         class_names: Sequence[str] | None = None,
         check_frames: bool = True,
+        normalize: bool = True,
     ):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -158,10 +163,10 @@ class RawFrameDataset(Dataset):
         self.target_fps = inp.get("target_fps")
         if split == "train":
             self.transform: TrainTransform | EvalTransform = TrainTransform(
-                self.template, self._mean_std_pairs()
+                self.template, self._mean_std_pairs(), normalize=normalize
             )
         else:
-            self.transform = EvalTransform(self.template)
+            self.transform = EvalTransform(self.template, normalize=normalize)
 
     @property
     def num_classes(self) -> int:

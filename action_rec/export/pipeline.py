@@ -171,10 +171,13 @@ def _calibration_data(template: dict[str, Any], options: ExportOptions, class_na
 
 
 def _loader(dataset, indices: list[int], workers: int):
-    """Clips one at a time, decoded by spawned workers (forked ones can hang in OpenCV's thread pool)."""
+    """Clips one at a time, decoded by spawned workers (forked ones can hang in OpenCV's thread pool).
+
+    Not persistent: workers that outlive the pass and are shut down later, once OpenVINO has compiled
+    models, crashed the process (SIGSEGV) on exit; workers that end with their pass do not."""
     from action_rec.training.trainer import make_loader
 
-    return make_loader(torch.utils.data.Subset(dataset, indices), 1, None, workers)
+    return make_loader(torch.utils.data.Subset(dataset, indices), 1, None, workers, persistent=False)
 
 
 def _move_into_place(tmp: Path, out_dir: Path, written: list[str]) -> list[Path]:
@@ -316,6 +319,8 @@ def export_module(
                 inp["mean"],
                 inp["std"],
             )
+            for _ in calib:  # NNCF stops at the last clip: end the pass so that the workers stop now
+                pass
             save_ir(int8, tmp / "model_int8.xml", fp16=False)
             import nncf
 

@@ -56,21 +56,30 @@ def build_datasets(
     train_data_roots: list[str],
     val_ann_files: list[str],
     val_data_roots: list[str],
+    normalize: bool = True,
 ) -> tuple[Any, Any | None]:
-    """Training set (it decides the classes) and validation set (same classes, or None), checked."""
+    """Training set (it decides the classes) and validation set (same classes, or None), checked.
+
+    ``normalize=False``: both give uint8 clips (see ``RawFrameDataset``), normalised per batch.
+    """
     from action_rec.data import RawFrameDataset
 
     train_files, train_roots = resolve_ann_files(train_ann_files, train_data_roots, "--train-ann-files")
     if not train_files:
         raise DataError("--train-ann-files: no training annotation file given")
-    train_set = RawFrameDataset(train_files, train_roots, template, split="train")
+    train_set = RawFrameDataset(train_files, train_roots, template, split="train", normalize=normalize)
     if len(train_set) == 0:
         raise DataError(f"{', '.join(train_files)}: the training set is empty (no clips)")
     val_set = None
     val_files, val_roots = resolve_ann_files(val_ann_files, val_data_roots, "--val-ann-files")
     if val_files:
         val_set = RawFrameDataset(
-            val_files, val_roots, template, split="val", class_names=train_set.class_names
+            val_files,
+            val_roots,
+            template,
+            split="val",
+            class_names=train_set.class_names,
+            normalize=normalize,
         )
         if len(val_set) == 0:
             raise DataError(f"{', '.join(val_files)}: the validation set is empty (no clips)")

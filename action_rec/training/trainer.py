@@ -5,7 +5,8 @@ One epoch, in each process (rank) of ``world_size``::
     seed the global generators with (seed, epoch, rank)   dropout etc.; each clip's augmentation is
                                                           seeded by (seed, epoch, clip) in the dataset
     head-only epoch?   backbone frozen and in eval mode (fine-tuning only)
-    for each batch:    lr(epoch + i/iters) -> forward -> loss -> finite? -> backward -> clip -> SGD step
+    for each batch:    uint8 clips -> device -> normalise -> lr(epoch + i/iters) -> forward -> loss
+                       -> finite? -> backward -> clip -> SGD step
     validate:          confusion matrix + top-5 count, summed over ranks
     rank 0:            latest.pth (+ best.pth when val top-1 improves), train.log, metrics.jsonl
 
@@ -21,6 +22,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,16 +147,29 @@ def _select_device(options: TrainOptions, local_rank: int) -> torch.device:
     return device
 
 
+Prepare = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _model_input(clips: torch.Tensor, device: torch.device, prepare: Prepare | None) -> torch.Tensor:
+    return clips.to(device, non_blocking=True) if prepare is None else prepare(clips)
+
+
 @torch.no_grad()
 def recompute_bn_statistics(
-    module: nn.Module, loader: DataLoader, model: nn.Module, device: torch.device
+    module: nn.Module,
+    loader: DataLoader,
+    model: nn.Module,
+    device: torch.device,
+    prepare: Prepare | None = None,
 ) -> int:
     """ "Precise BN": replace the running statistics of `module`'s BatchNorm layers by their plain average
     over `loader`'s batches, computed with the current weights (`model` runs the clips).
 
     The running averages kept during training lag behind weights that change fast (from scratch, at a
     high learning rate), and an eval-mode model can then be far worse than the same weights in train
-    mode. Averaged over processes. Returns the number of batches used.
+    mode. Averaged over processes. Returns the number of batches used. `prepare` turns a batch of clips
+    into the model's input on `device` (default: the clips as they are, moved there; the trainer's
+    normalises its uint8 clips).
     """
     layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not layers:
@@ -168,7 +183,7 @@ def recompute_bn_statistics(
         layer.train()
     batches = 0
     for clips, _ in loader:
-        model(clips.to(device, non_blocking=True))
+        model(_model_input(clips, device, prepare))
         batches += 1
     distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
     for layer, momentum in zip(layers, momenta, strict=True):
@@ -182,13 +197,20 @@ def recompute_bn_statistics(
     return batches
 
 
-def validate(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device) -> dict[str, Any]:
-    """Top-1, top-5, mean class accuracy over `loader` (counts summed over all processes)."""
+def validate(
+    model: nn.Module,
+    loader: DataLoader,
+    num_classes: int,
+    device: torch.device,
+    prepare: Prepare | None = None,
+) -> dict[str, Any]:
+    """Top-1, top-5, mean class accuracy over `loader` (counts summed over all processes); `prepare` as
+    for `recompute_bn_statistics`."""
     model.eval()
     meter = AccuracyMeter(num_classes, device)
     with torch.no_grad():
         for clips, labels in loader:
-            meter.update(model(clips.to(device, non_blocking=True)), labels.to(device))
+            meter.update(model(_model_input(clips, device, prepare)), labels.to(device))
     meter.all_reduce()
     return meter.compute()
 
@@ -209,13 +231,16 @@ class Trainer:
         t = template["training"]
         self.epochs = int(t["epochs"])
         self.criterion = build_criterion(template)
+        # uint8 clips out of the loader workers (4x less to move), normalised per batch: prepare_batch.
         self.train_set, self.val_set = build_datasets(
             template,
             options.train_ann_files,
             options.train_data_roots,
             options.val_ann_files,
             options.val_data_roots,
+            normalize=False,
         )
+        self.mean, self.std = list(template["input"]["mean"]), list(template["input"]["std"])
         self.class_names = list(self.train_set.class_names)
 
         checkpoint = self._resume_checkpoint() if options.resume else None
@@ -232,6 +257,9 @@ class Trainer:
         elif options.load_weights:
             load_weights(self.model, options.load_weights, log=self.log.info)
         self.model.to(info.device)
+        # On CPU, channels-last 3D convolutions train about a third faster (same weights and results).
+        self.memory_format = torch.channels_last_3d if info.device.type == "cpu" else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.forward = _TrainForward(self.model)
         self.ddp: nn.Module | None = None
         self.ddp_head_only: bool | None = None
@@ -308,7 +336,12 @@ class Trainer:
             from action_rec.data import RawFrameDataset
 
             bn_set = RawFrameDataset(
-                self.train_set.ann_files, self.train_set.data_roots, self.template, "val", self.class_names
+                self.train_set.ann_files,
+                self.train_set.data_roots,
+                self.template,
+                "val",
+                self.class_names,
+                normalize=False,
             )
             order = torch.randperm(
                 len(bn_set), generator=torch.Generator().manual_seed(options.seed)
@@ -319,6 +352,14 @@ class Trainer:
         if self.val_set is not None:
             shard = distrib.ShardSampler(len(self.val_set), info.rank, info.world_size)
             self.val_loader = make_loader(self.val_set, self.batch_size, shard, self.workers)
+
+    def prepare_batch(self, clips: torch.Tensor) -> torch.Tensor:
+        """A loader batch (uint8 ``N x 3 x T x H x W``) as the model's input: moved to the device (a
+        quarter of the float32 bytes), normalised there, in the model's memory format."""
+        from action_rec.data import normalize_batch
+
+        clips = clips.to(self.info.device, non_blocking=True)
+        return normalize_batch(clips, self.mean, self.std, self.memory_format)
 
     # ------------------------------------------------------------------------------------------ run
 
@@ -418,7 +459,7 @@ class Trainer:
             for i, (clips, labels) in enumerate(self.train_loader):
                 progress = epoch + i / self.iters_per_epoch
                 lr = apply_learning_rate(self.optimizer, self.schedule, progress)
-                clips = clips.to(device, non_blocking=True)
+                clips = self.prepare_batch(clips)
                 labels = labels.to(device, non_blocking=True)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=self.amp):
                     scores, embedding, centres = step_module(clips)
@@ -502,10 +543,13 @@ class Trainer:
                     self.bn_loader,
                     self.model,
                     self.info.device,
+                    self.prepare_batch,
                 )
             if self.val_loader is None:
                 return {}
-            val = validate(self.model, self.val_loader, len(self.class_names), self.info.device)
+            val = validate(
+                self.model, self.val_loader, len(self.class_names), self.info.device, self.prepare_batch
+            )
         except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
             if not _is_oom(exc):
                 raise
