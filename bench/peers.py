@@ -60,6 +60,7 @@ class Candidate:
     build: Callable[[int, int, int], nn.Module]
     note: str = ""
     also_common: bool = True  # also time at COMMON_SHAPE (False where that is another candidate)
+    extra_shapes: tuple[tuple[int, int, int], ...] = ()  # also time at these (ours: the peers' inputs)
 
     @property
     def ours(self) -> bool:
@@ -68,7 +69,7 @@ class Candidate:
     @property
     def shapes(self) -> list[tuple[int, int, int]]:
         shapes = [self.published_shape, COMMON_SHAPE] if self.also_common else [self.published_shape]
-        return list(dict.fromkeys(shapes))
+        return list(dict.fromkeys([*shapes, *self.extra_shapes]))
 
 
 def replace_swish(model: nn.Module) -> int:
@@ -115,13 +116,26 @@ def _s3d(t: int, h: int, w: int) -> nn.Module:
     return s3d(weights=None, num_classes=NUM_CLASSES).eval()
 
 
+X3D_S_SHAPE = (13, 160, 160)
 CANDIDATES = [
-    Candidate("S3D MobileNetV3 (ours)", "ours", COMMON_SHAPE, _ours("s3d-rgb-mobilenet-v3")),
-    Candidate("X3D MobileNetV3 LGD-GC (ours)", "ours", COMMON_SHAPE, _ours("x3d-rgb-mobilenet-v3-lgd-gc")),
+    Candidate(
+        "S3D MobileNetV3 (ours)",
+        "ours",
+        COMMON_SHAPE,
+        _ours("s3d-rgb-mobilenet-v3"),
+        extra_shapes=(X3D_S_SHAPE,),
+    ),
+    Candidate(
+        "X3D MobileNetV3 LGD-GC (ours)",
+        "ours",
+        COMMON_SHAPE,
+        _ours("x3d-rgb-mobilenet-v3-lgd-gc"),
+        extra_shapes=(X3D_S_SHAPE,),
+    ),
     Candidate(
         "X3D-S",
         "PyTorchVideo",
-        (13, 160, 160),
+        X3D_S_SHAPE,
         _x3d(2.2),
         "hub `x3d_s`: 13 frames, 160 crop. At 16x224x224 X3D-S *is* X3D-M (the hub builds both with the "
         "same `create_x3d` settings; only the input differs), so that row is X3D-M's",
@@ -378,11 +392,14 @@ class Bench:
         self.profiles: list[Profile] = []
         self.profiling: list[tuple[Profile, LayerProfiler]] = []
 
-    def to_openvino(self, model: nn.Module, name: str, input_shape: tuple[int, ...]) -> Any:
+    def to_openvino(self, model: nn.Module, name: str, input_shape: tuple[int, ...]) -> tuple[Any, Any]:
+        """The FP32 model and the model to quantize (they differ only in our X3D's attention pooling,
+        as in `action_rec.export`)."""
         from action_rec.export.onnx_export import export_onnx
         from action_rec.export.openvino_ir import convert_onnx
 
-        return convert_onnx(export_onnx(model, self.workdir / f"{name}.onnx", input_shape))
+        onnx_path = export_onnx(model, self.workdir / f"{name}.onnx", input_shape)
+        return convert_onnx(onnx_path), convert_onnx(onnx_path, for_int8=True)
 
     def request(self, ov_model: Any, x: np.ndarray) -> Any:
         """An infer request of `ov_model` compiled for latency, its input already set to `x`."""
@@ -423,7 +440,7 @@ class Bench:
         self.log(f"{label}: {complexity['gflops']:.2f} GFLOPs, {complexity['params_m']:.2f} M params")
         with torch.inference_mode():
             reference = model(x).numpy()
-        ov_model = self.to_openvino(model, name, input_shape)
+        ov_model, to_quantize = self.to_openvino(model, name, input_shape)
 
         def eager(model: nn.Module = model, x: torch.Tensor = x) -> None:
             with torch.inference_mode():
@@ -443,7 +460,7 @@ class Bench:
             clips = random_clips((3, *shape), self.args.calib_clips)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                int8 = quantize_int8(ov_model, clips, subset_size=self.args.calib_clips)
+                int8 = quantize_int8(to_quantize, clips, subset_size=self.args.calib_clips)
             self.add(
                 f"{label} {OV_INT8}", self.request(int8, x.numpy()).infer, (cand, shape, complexity, OV_INT8)
             )
@@ -513,11 +530,24 @@ def comparisons(
     at any of their shapes, or only at `shape`."""
     pairs = []
     for runtime in (OV_FP32, OV_INT8):
-        ours = [r for r in results if r.ours and r.runtime == runtime]
+        ours = [r for r in results if r.ours and r.published and r.runtime == runtime]
         if ours:
             best = min(ours, key=lambda r: r.median_ms)
             peers = [r for r in similar_peers(results, best) if shape is None or r.shape == shape]
             pairs.append((best, min(peers, key=lambda r: r.median_ms, default=None)))
+    return pairs
+
+
+def equal_input_comparisons(results: Sequence[Result]) -> list[tuple[Result, Result]]:
+    """(our faster model, the fastest peer), per OpenVINO runtime and per input at which both ran."""
+    pairs = []
+    for runtime in (OV_FP32, OV_INT8):
+        shapes = dict.fromkeys(r.shape for r in results if not r.ours and r.runtime == runtime)
+        for shape in shapes:
+            at = [r for r in results if r.runtime == runtime and r.shape == shape]
+            ours, peers = [r for r in at if r.ours], [r for r in at if not r.ours]
+            if ours and peers:
+                pairs.append((min(ours, key=lambda r: r.median_ms), min(peers, key=lambda r: r.median_ms)))
     return pairs
 
 
@@ -574,6 +604,14 @@ def comparison_lines(results: Sequence[Result]) -> list[str]:
                 f"peer within {SIMILAR_GFLOPS:g}x of its GFLOPs, {peer.model} ({peer.source}) {fmt_shape(peer.shape)} "
                 f"({peer.gflops:.2f} GFLOPs, {peer.median_ms:.1f} ms{smaller})."
             )
+    for ours, peer in equal_input_comparisons(results):
+        ratio = ours.median_ms / peer.median_ms
+        published = " (its published input, not ours)" if not ours.published else ""
+        lines.append(
+            f"- {ours.runtime}, same input {fmt_shape(ours.shape)}{published}: **{ratio:.2f}x** (ours "
+            f"{'faster' if ratio < 1 else 'slower'}): {ours.model} {ours.median_ms:.1f} ms ({ours.gflops:.2f} GFLOPs) "
+            f"against the fastest peer there, {peer.model} {peer.median_ms:.1f} ms ({peer.gflops:.2f} GFLOPs)."
+        )
     return lines
 
 
@@ -745,8 +783,8 @@ def explanation(results: Sequence[Result], profiles: Sequence[Profile]) -> str:
             "full-resolution maps, and its global tensor is broadcast-added back after every block, a "
             "separate pass over the tensor that also keeps the block's residual add out of the "
             "convolution it is otherwise fused into. (`convert_onnx` already rewrites the attention "
-            "pooling's reshape + matmul into a multiply + sum, which keeps the CPU plugin's blocked "
-            "layout; without it, full-tensor reorders cost far more.) And more of its work is at high "
+            "pooling's matmul over positions flattened from N C T H W into one over the channels-last "
+            "view the CPU plugin keeps; without it, full-tensor reorders cost a fifth of the time.) And more of its work is at high "
             "resolution, where every kernel is memory-bound: MobileNetV3 runs a whole block and the next "
             "block's expansion at 112x112, X3D only its stem and one expansion"
             + (
@@ -809,9 +847,10 @@ not edit by hand. All models were timed in one process, with the same settings, 
   OpenVINO: CPU, `PERFORMANCE_HINT=LATENCY`, one stream, `INFERENCE_NUM_THREADS=threads`,
   `INFERENCE_PRECISION_HINT=f32` (`action_rec.export.openvino_ir.compile_ir`), the same for every model.
 - Every OpenVINO model comes through our own export path: `export_onnx` (opset 17, BatchNorm folded)
-  -> `convert_onnx` (with `rewrite_attention_pooling`, which matches only our X3D's attention pooling)
-  -> `compile_ir`; INT8 is `action_rec.export.quantize.quantize_int8` (NNCF, mixed
-  preset), **calibrated on random clips: right for speed, meaningless for accuracy**. Each OpenVINO
+  -> `convert_onnx` (its rewrites match only our models: X3D's attention pooling as a MatMul over the
+  channels-last view, S3D's 112x112 expansion run frame by frame) -> `compile_ir`; INT8 is
+  `action_rec.export.quantize.quantize_int8` (NNCF, mixed preset) on `convert_onnx(..., for_int8=True)`,
+  **calibrated on random clips: right for speed, meaningless for accuracy**. Each OpenVINO
   FP32 output is checked against PyTorch's on the timed input.
 - Latency: every model is prepared first; then the PyTorch ones, and after them the OpenVINO ones,
   are warmed up and timed together in rounds (each round runs every one in turn, fast ones several
@@ -822,7 +861,9 @@ not edit by hand. All models were timed in one process, with the same settings, 
 - PyTorchVideo's X3D uses `Swish`, a custom autograd function the ONNX exporter cannot trace; it is
   replaced by `nn.SiLU` (the same x * sigmoid(x)) before timing, in both runtimes. X3D's head pools
   over the whole last feature map, so each X3D is built for the input it runs at (same parameters).
-- Input shapes ("(published)" marks a model's own; bold rows are ours, published at 16x224x224):
+- Input shapes ("(published)" marks a model's own; bold rows are ours, published at 16x224x224 and
+  also timed at X3D-S's {fmt_shape(X3D_S_SHAPE)} to compare at equal input; the headline ratios use
+  ours at 16x224x224 only):
 {notes}
 - "Similar GFLOPs": within {SIMILAR_GFLOPS:g}x either way.
 

@@ -26,8 +26,10 @@ def peers():
     return module
 
 
-def result(peers, model, source, gflops, runtime, median, shape=(16, 224, 224)):
-    return peers.Result(model, source, shape, True, runtime, [median - 1, median, median + 5], gflops, 4.0)
+def result(peers, model, source, gflops, runtime, median, shape=(16, 224, 224), published=True):
+    return peers.Result(
+        model, source, shape, published, runtime, [median - 1, median, median + 5], gflops, 4.0
+    )
 
 
 @pytest.mark.parametrize(
@@ -101,6 +103,27 @@ def test_comparison_picks_fastest_peer_of_similar_gflops(peers):
     near_fast.shape = (13, 160, 160)  # at 16x224x224 only, the fastest similar peer is then "near slow"
     [(_, peer)] = peers.comparisons(results, shape=(16, 224, 224))
     assert peer.model == "near slow"
+
+
+def test_headline_uses_our_published_input_and_equal_input_is_listed_apart(peers):
+    """Ours at a peer's smaller input is not "our faster model" of the headline ratio; it is compared
+    with the peers at that same input."""
+    fp32, small = peers.OV_FP32, (13, 160, 160)
+    results = [
+        result(peers, "ours", "ours", 6.6, fp32, 30),
+        result(peers, "ours", "ours", 2.7, fp32, 12, shape=small, published=False),
+        result(peers, "X3D-S", "PyTorchVideo", 4.1, fp32, 24, shape=small),
+        result(peers, "X3D-M", "PyTorchVideo", 9.8, fp32, 60),
+    ]
+    [(ours, peer)] = peers.comparisons(results)
+    assert (ours.median_ms, peer.model) == (30, "X3D-S")
+    pairs = {o.shape: (o.median_ms, p.model) for o, p in peers.equal_input_comparisons(results)}
+    assert pairs == {small: (12, "X3D-S"), (16, 224, 224): (30, "X3D-M")}
+    lines = peers.comparison_lines(results)
+    assert any(
+        "same input 13x160x160 (its published input, not ours): **0.50x** (ours faster)" in line
+        for line in lines
+    )
 
 
 def test_timed_runs_takes_more_runs_for_fast_models(peers):

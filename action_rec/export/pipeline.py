@@ -313,8 +313,9 @@ def export_module(
             log(f"INT8: NNCF post-training quantization on {len(indices)} clips")
             loader = _loader(dataset, indices, options.workers)
             calib = (clip for clip, _ in loader)
+            to_quantize = convert_onnx(onnx_path, for_int8=True)
             int8 = add_input_format(
-                quantize_int8(base, calib, len(indices), options.int8_preset),
+                quantize_int8(to_quantize, calib, len(indices), options.int8_preset),
                 options.input_format,
                 inp["mean"],
                 inp["std"],
