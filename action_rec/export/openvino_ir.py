@@ -214,10 +214,9 @@ def split_per_frame_chains(model: ov.Model, min_bytes: int = 16 * 2**20) -> int:
         source = chain[0].input_value(0)
         frames = _static_shape(source)[2]
         outputs = []
+        split = ops.split(source, ops.constant(np.int64(2)), frames)
         for i in range(frames):
-            x = ops.slice(source, *(ops.constant(np.array([v], np.int64)) for v in (i, i + 1, 1, 2))).output(
-                0
-            )
+            x = split.output(i)
             for node in chain:
                 x = _rebuild(node, x)
             outputs.append(x)
