@@ -784,7 +784,7 @@ def explanation(results: Sequence[Result], profiles: Sequence[Profile]) -> str:
             "separate pass over the tensor that also keeps the block's residual add out of the "
             "convolution it is otherwise fused into. (`convert_onnx` already rewrites the attention "
             "pooling's matmul over positions flattened from N C T H W into one over the channels-last "
-            "view the CPU plugin keeps; without it, full-tensor reorders cost a fifth of the time.) And more of its work is at high "
+            "view the CPU plugin keeps; without it, full-tensor reorders add about 40 % to the time.) And more of its work is at high "
             "resolution, where every kernel is memory-bound: MobileNetV3 runs a whole block and the next "
             "block's expansion at 112x112, X3D only its stem and one expansion"
             + (

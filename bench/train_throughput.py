@@ -4,8 +4,9 @@
     python bench/train_throughput.py                       # batch 8, 16 x 224 x 224, CPU
     python bench/train_throughput.py --device cuda --amp   # on a GPU
 
-Random clips, so it measures the network and the optimizer step, not data loading. Prints one line
-per model and the command that produced them.
+Random clips, so it measures the network and the optimizer step, not data loading. Memory format as
+the trainer uses it: channels-last 3D on CPU, contiguous on GPU (`--memory-format` overrides). Prints
+one line per model and the command that produced them.
 """
 
 from __future__ import annotations
@@ -36,11 +37,16 @@ def measure(name: str, args: argparse.Namespace) -> float:
     template = load_template(TEMPLATES[name])
     device = torch.device(args.device)
     model = build_model(template, num_classes=args.num_classes).to(device).train()
+    memory_format = {"channels_last": torch.channels_last_3d, "contiguous": torch.contiguous_format}[
+        args.memory_format or ("channels_last" if device.type == "cpu" else "contiguous")
+    ]
+    model.to(memory_format=memory_format)
     criterion = build_criterion(template)
     optimizer = build_optimizer(model, template, 1e-3)
     scaler = torch.amp.GradScaler("cuda", enabled=args.amp)
     clip_cfg = template["training"]["grad_clip"]
     clips = torch.randn(args.batch_size, 3, args.clip_len, args.size, args.size, device=device)
+    clips = clips.contiguous(memory_format=memory_format)
     labels = torch.randint(0, args.num_classes, (args.batch_size,), device=device)
 
     def step() -> None:
@@ -81,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA)")
+    p.add_argument(
+        "--memory-format",
+        choices=["channels_last", "contiguous"],
+        help="default: the trainer's (channels_last on CPU, contiguous on GPU)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -89,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"# torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} CPU threads, "
         f"batch {args.batch_size} x 3 x {args.clip_len} x {args.size} x {args.size}, "
-        f"{args.warmup} warm-up + {args.iters} timed iterations (forward, AM-Softmax loss, backward, clip, SGD)"
+        f"{args.warmup} warm-up + {args.iters} timed iterations (forward, AM-Softmax loss, backward, clip, SGD), "
+        f"memory format {args.memory_format or 'as the trainer'}"
     )
     for name in args.models:
         rate = measure(name, args)
