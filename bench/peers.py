@@ -847,8 +847,9 @@ not edit by hand. All models were timed in one process, with the same settings, 
   OpenVINO: CPU, `PERFORMANCE_HINT=LATENCY`, one stream, `INFERENCE_NUM_THREADS=threads`,
   `INFERENCE_PRECISION_HINT=f32` (`action_rec.export.openvino_ir.compile_ir`), the same for every model.
 - Every OpenVINO model comes through our own export path: `export_onnx` (opset 17, BatchNorm folded)
-  -> `convert_onnx` (its rewrites match only our models: X3D's attention pooling as a MatMul over the
-  channels-last view, S3D's 112x112 expansion run frame by frame) -> `compile_ir`; INT8 is
+  -> `convert_onnx` (its rewrites: our X3D's attention pooling as a MatMul over the channels-last view,
+  the only pooling of that form; large per-frame chains run frame by frame, which matches our S3D's
+  112x112 expansion and one chain of torchvision's S3D) -> `compile_ir`; INT8 is
   `action_rec.export.quantize.quantize_int8` (NNCF, mixed preset) on `convert_onnx(..., for_int8=True)`,
   **calibrated on random clips: right for speed, meaningless for accuracy**. Each OpenVINO
   FP32 output is checked against PyTorch's on the timed input.
