@@ -162,18 +162,22 @@ def _own_constant(output: ov.Output) -> ov.Output:
     return ops.constant(output.get_node().get_data().copy()).output(0)
 
 
-def _rebuild(node: ov.Node, data: ov.Output) -> ov.Output:
-    """A copy of per-frame `node` that reads `data` instead of its own input (constants copied)."""
+def _rebuild(node: ov.Node, data: ov.Output, frame: int) -> ov.Output:
+    """A copy of per-frame `node` that reads `data` instead of its own input (constants copied),
+    named after it with a `/frame<i>` suffix so that profiles still say which layer it is."""
     kind, attrs = node.get_type_name(), node.get_attributes()
     if kind in ("Convolution", "GroupConvolution"):
         build = ops.convolution if kind == "Convolution" else ops.group_convolution
         conv_args = (attrs["strides"], attrs["pads_begin"], attrs["pads_end"], attrs["dilations"])
-        return build(data, _own_constant(node.input_value(1)), *conv_args).output(0)
-    if kind in _UNARY:
-        return _UNARY[kind](data, attrs).output(0)
-    index = _per_frame_input(node)
-    other = _own_constant(node.input_value(1 - index))
-    return _BINARY[kind](*((data, other) if index == 0 else (other, data))).output(0)
+        copy = build(data, _own_constant(node.input_value(1)), *conv_args)
+    elif kind in _UNARY:
+        copy = _UNARY[kind](data, attrs)
+    else:
+        index = _per_frame_input(node)
+        other = _own_constant(node.input_value(1 - index))
+        copy = _BINARY[kind](*((data, other) if index == 0 else (other, data)))
+    copy.set_friendly_name(f"{node.get_friendly_name()}/frame{frame}")
+    return copy.output(0)
 
 
 def split_per_frame_chains(model: ov.Model, min_bytes: int = 16 * 2**20) -> int:
@@ -183,7 +187,7 @@ def split_per_frame_chains(model: ov.Model, min_bytes: int = 16 * 2**20) -> int:
     in_chain: set[str] = set()
     chains = []
     for node in model.get_ordered_ops():
-        if node.get_friendly_name() in in_chain or node.get_type_name() not in (
+        if node.get_name() in in_chain or node.get_type_name() not in (
             "Convolution",
             "GroupConvolution",
         ):
@@ -199,7 +203,7 @@ def split_per_frame_chains(model: ov.Model, min_bytes: int = 16 * 2**20) -> int:
             if _per_frame_input(nxt) != consumers[0].get_index():
                 break
             chain.append(nxt)
-        in_chain.update(n.get_friendly_name() for n in chain)
+        in_chain.update(n.get_name() for n in chain)
         convs = sum(n.get_type_name() in ("Convolution", "GroupConvolution") for n in chain)
         sizes = [_static_shape(n.output(0)) for n in chain]
         frames = sizes[0][2] if sizes[0] else 1
@@ -218,7 +222,7 @@ def split_per_frame_chains(model: ov.Model, min_bytes: int = 16 * 2**20) -> int:
         for i in range(frames):
             x = split.output(i)
             for node in chain:
-                x = _rebuild(node, x)
+                x = _rebuild(node, x, i)
             outputs.append(x)
         joined = ops.concat(outputs, 2)
         joined.set_friendly_name(chain[-1].get_friendly_name())
