@@ -12,17 +12,17 @@ The CPU plugin keeps feature maps channels-last (`N T H W C` in memory); flatten
 view forces a full-tensor reorder before every pooling (over a quarter of the X3D inference). The same
 product written over the channels-last view, `softmax(keys) @ reshape(transpose(x, N T H W C),
 N x THW x C)`, reads the tensor where it lies: the transpose costs nothing. (A multiply + reduce-sum
-over T, H, W also avoids the reorder but is 8 % slower end to end in f32, on AVX-512 and AVX2
-alike. It is the form to quantize, though: beside a MatMul, NNCF leaves the convolutions that share
-its input in f32, which makes the INT8 X3D 40 % slower: `convert_onnx(..., for_int8=True)`.)
+over T, H, W also avoids the reorder but is 8 % slower end to end in f32. It is the form to quantize,
+though: beside a MatMul, NNCF leaves the convolutions that share its input in f32, which makes the
+INT8 X3D over a third slower: `convert_onnx(..., for_int8=True)`.)
 
 A second rewrite helps the S3D model: where a chain of per-frame operations (convolutions with a
 temporal kernel of 1, activations, constant biases) writes a large feature map, such as the
 112 x 112 x 64 expansion of S3D's second block (51 MB for 16 frames), every node streams it through
 memory. Split along time, one frame at a time, the same chain works on 3 MB that stays in the cache
-from one node to the next: 8 % off the whole S3D inference in f32 (AVX-512 and AVX2 alike). The
-INT8 network runs those nodes on a quarter of the bytes and gets slower from the split (10 %), so the
-model to quantize is converted without it.
+from one node to the next: about 10 % off the whole S3D inference in f32. The INT8 network runs
+those nodes on a quarter of the bytes and gets slower from the split (5 %), so the model to quantize
+is converted without it. `bench/export_rewrites.py --int8` measures every one of these choices.
 """
 
 from __future__ import annotations
@@ -213,10 +213,9 @@ def split_per_frame_chains(model: ov.Model, min_bytes: int = 16 * 2**20) -> int:
             and None not in sizes
             and max(4 * int(np.prod(s)) for s in sizes) >= min_bytes
         ):
-            chains.append(chain)
-    for chain in chains:
+            chains.append((chain, frames))
+    for chain, frames in chains:
         source = chain[0].input_value(0)
-        frames = _static_shape(source)[2]
         outputs = []
         split = ops.split(source, ops.constant(np.int64(2)), frames)
         for i in range(frames):

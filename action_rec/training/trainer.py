@@ -6,7 +6,7 @@ One epoch, in each process (rank) of ``world_size``::
                                                           seeded by (seed, epoch, clip) in the dataset
     head-only epoch?   backbone frozen and in eval mode (fine-tuning only)
     for each batch:    uint8 clips -> device -> normalise -> lr(epoch + i/iters) -> forward -> loss
-                       -> finite? -> backward -> clip -> SGD step
+                       -> finite? -> backward -> clip -> optimizer step (SGD or AdamW)
     validate:          confusion matrix + top-5 count, summed over ranks
     rank 0:            latest.pth (+ best.pth when val top-1 improves), train.log, metrics.jsonl
 
