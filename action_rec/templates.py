@@ -14,10 +14,12 @@ from typing import Any
 
 import yaml
 
+from action_rec.errors import UserError
+
 __all__ = ["TemplateError", "load_template", "apply_overrides", "SCHEMA"]
 
 
-class TemplateError(ValueError):
+class TemplateError(UserError):
     """A template that cannot be used; the message is one line naming the file and the key."""
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from action_rec.errors import UserError
+from action_rec.fileio import atomic_path, atomic_write
 from action_rec.templates import load_template
 
 __all__ = ["WorkDirError", "DownloadError", "instantiate", "download_file", "SCRIPTS"]
@@ -24,11 +26,11 @@ __all__ = ["WorkDirError", "DownloadError", "instantiate", "download_file", "SCR
 SNAPSHOT_NAME = "snapshot.pth"
 
 
-class WorkDirError(ValueError):
+class WorkDirError(UserError):
     """The work dir cannot be made as asked (it would overwrite a user's files, say)."""
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError):
     """A file could not be downloaded; nothing was written at the destination."""
 
 
@@ -92,20 +94,8 @@ def download_file(url: str, dest: Path, sha256: str | None = None, timeout: floa
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp_name)
-        os.replace(tmp_name, dest)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
-
-
-def _write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(mode)
-    os.replace(tmp, path)
+    with atomic_path(dest, suffix=".part") as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def instantiate(
@@ -140,7 +130,7 @@ def instantiate(
 
     _copy_atomic(template_path, work_dir / "template.yaml")
     for name, (module, doc) in SCRIPTS.items():
-        _write_text_atomic(work_dir / name, _SCRIPT.format(doc=doc, name=name, module=module), mode=0o755)
+        atomic_write(work_dir / name, _SCRIPT.format(doc=doc, name=name, module=module), mode=0o755)
     log(f"Instantiated '{template['name']}' in {work_dir}")
 
     dest = work_dir / SNAPSHOT_NAME

@@ -14,6 +14,7 @@ from action_rec.data.annotations import (
     read_video_list,
     resolve_annotation_path,
 )
+from action_rec.errors import UserError
 
 
 def make_root(tmp_path: Path, videos: dict[str, int], pattern: str = "{:05d}.jpg") -> Path:
@@ -93,7 +94,7 @@ def test_bad_line_is_one_error_naming_file_and_line(tmp_path, line, message):
     assert text.startswith(f"{ann}:3: "), text
     assert "\n" not in text
     assert re.search(message, text), text
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, UserError)
 
 
 def test_swapped_video_and_clip_columns_fail(tmp_path):

@@ -18,6 +18,7 @@ from action_rec.data.crossnorm import MEAN_STD_LIST, read_mean_std_list
 from action_rec.data.dataset import FrameReadError, RawFrameDataset, load_frames, worker_init_fn
 from action_rec.data.synthetic import CLASSES
 from action_rec.data.transforms import normalize_batch
+from action_rec.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "model_templates/custom-action-recognition/x3d-rgb-mobilenet-v3-lgd-gc/template.yaml"
@@ -82,7 +83,7 @@ def test_several_files_and_roots_keep_their_source(synthetic_dataset, data_copy,
     assert ds.records[30].ann_file == str(data_copy / "val.txt")
     one_root = RawFrameDataset(["train.txt", "val.txt"], [synthetic_dataset], small(x3d_template), "val")
     assert len(one_root) == 36  # one root for all files
-    with pytest.raises(ValueError, match="2 annotation files but 3 data roots"):
+    with pytest.raises(UserError, match="2 annotation files but 3 data roots"):
         RawFrameDataset(["train.txt", "val.txt"], [synthetic_dataset] * 3, x3d_template, "val")
 
 

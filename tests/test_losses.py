@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from action_rec.errors import UserError
 from action_rec.templates import load_template
 from action_rec.training.losses import (
     Criterion,
@@ -131,5 +132,5 @@ def test_cross_entropy_alternative_and_linear_head_check():
     loss, _ = Criterion(template)(cos, labels, epoch=0.0)
     assert loss.item() == pytest.approx(F.cross_entropy(cos, labels).item())
     template["loss"]["type"] = "am_softmax"
-    with pytest.raises(ValueError, match="angular"):
+    with pytest.raises(UserError, match="angular"):
         Criterion(template)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from action_rec.errors import UserError
 from action_rec.models import (
     CheckpointError,
     CheckpointMismatchError,
@@ -182,7 +183,7 @@ def test_mismatched_backbone_lists_missing_unexpected_and_misshaped_keys(tmp_pat
     with pytest.raises(CheckpointMismatchError) as info:
         load_weights(model, path, log=None)
     message = str(info.value)
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, UserError)
     first, *lists = message.splitlines()
     assert str(path) in first and "2 missing, 1 unexpected, 1 mis-shaped" in first
     assert any(

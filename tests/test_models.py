@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from action_rec.errors import UserError
 from action_rec.evaluation.complexity import count_complexity
 from action_rec.models import build_model
 from action_rec.models.attention import GlobalContextPooling
@@ -149,13 +150,13 @@ def test_linear_head_gives_logits_of_pooled_features(name):
 def test_build_model_rejects_unknown_architecture_and_head():
     t = template(S3D)
     t["model"]["architecture"] = "resnet50"
-    with pytest.raises(ValueError, match="resnet50"):
+    with pytest.raises(UserError, match="resnet50"):
         build_model(t)
     t = template(S3D)
     t["model"]["head"] = "arcface"
-    with pytest.raises(ValueError, match="arcface"):
+    with pytest.raises(UserError, match="arcface"):
         build_model(t)
-    with pytest.raises(ValueError, match="num_classes"):
+    with pytest.raises(UserError, match="num_classes"):
         build_model(template(S3D), num_classes=0)
 
 

@@ -12,6 +12,7 @@ import pytest
 from action_rec.data.annotations import parse_annotation_file, read_label_map, read_video_list
 from action_rec.data.dump import dump_videos
 from action_rec.data.synthetic import CLASSES, make_synthetic_dataset, pose_track
+from action_rec.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,9 +46,9 @@ def test_reproducible_and_seeded(tmp_path):
 
 
 def test_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match="num_classes must be 2..8"):
+    with pytest.raises(UserError, match="num_classes must be 2..8"):
         make_synthetic_dataset(tmp_path, num_classes=9)
-    with pytest.raises(ValueError, match="frames >= 2"):
+    with pytest.raises(UserError, match="frames >= 2"):
         make_synthetic_dataset(tmp_path, frames=1)
 
 

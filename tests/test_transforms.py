@@ -29,6 +29,7 @@ from action_rec.data.transforms import (
     short_side_size,
     warp_frames,
 )
+from action_rec.errors import UserError
 
 MEAN = np.array([123.675, 116.28, 103.53])
 STD = np.array([58.395, 57.12, 57.375])
@@ -185,7 +186,7 @@ def test_colour_stage_probabilities(x3d_template):
     assert freq["none"] == pytest.approx(0.1, abs=0.02)
     assert freq["photometric"] == pytest.approx(0.45, abs=0.03)
     assert freq["crossnorm"] == pytest.approx(0.45, abs=0.03)
-    with pytest.raises(ValueError, match="probabilities"):
+    with pytest.raises(UserError, match="probabilities"):
         choose_colour_stage({"none": 0, "photometric": 0, "crossnorm": 0}, rng)
 
 
@@ -381,7 +382,7 @@ def test_mean_std_list_round_trip_and_errors(tmp_path):
     ]:
         bad = tmp_path / "bad.txt"
         bad.write_text(text)
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(UserError, match=message):
             read_mean_std_list(bad)
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from action_rec.data.annotations import AnnotationError  # noqa: E402
 from action_rec.data.dump import dump_videos  # noqa: E402
+from action_rec.errors import UserError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             quality=args.quality,
             frame_pattern=args.frame_pattern,
         )
-    except AnnotationError as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from action_rec.templates import TemplateError  # noqa: E402
-from action_rec.workdir import WorkDirError, instantiate  # noqa: E402
+from action_rec.errors import UserError  # noqa: E402
+from action_rec.workdir import instantiate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             download=not args.no_download,
             force=args.force,
         )
-    except (TemplateError, WorkDirError) as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -18,11 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from action_rec.data.annotations import AnnotationError  # noqa: E402
 from action_rec.data.crossnorm import MEAN_STD_LIST, write_mean_std_list  # noqa: E402
 from action_rec.data.dataset import RawFrameDataset  # noqa: E402
 from action_rec.data.statistics import clip_statistics, mean_std_pairs  # noqa: E402
-from action_rec.templates import TemplateError  # noqa: E402
+from action_rec.errors import UserError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         dataset = RawFrameDataset(args.train_ann_files, args.train_data_roots, args.template, split="val")
         stats = clip_statistics(dataset.records, dataset.template, workers=args.workers)
-    except (AnnotationError, TemplateError, ValueError) as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     pairs = mean_std_pairs(stats)

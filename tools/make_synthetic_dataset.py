@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from action_rec.data.synthetic import CLASSES, make_synthetic_dataset  # noqa: E402
+from action_rec.errors import UserError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             videos=args.videos,
             workers=args.workers,
         )
-    except ValueError as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     n = args.num_classes * (args.train_per_class + args.val_per_class)

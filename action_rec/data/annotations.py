@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from action_rec.errors import UserError
+
 __all__ = [
     "AnnotationError",
     "VideoRecord",
@@ -34,7 +36,7 @@ _COLUMNS = (
 )
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserError):
     """A bad annotation, label map or video list; the message is ``FILE:LINE: what is wrong``."""
 
 

@@ -9,12 +9,12 @@ the data root; ``tools/make_mean_std_list.py`` makes one from the user's own tra
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from action_rec.fileio import atomic_write
 
 from .annotations import AnnotationError, content_lines
 
@@ -60,14 +60,7 @@ def write_mean_std_list(path: str | Path, pairs: np.ndarray) -> None:
         ",".join(f"{v:.4f}" for v in pair[0]) + " " + ",".join(f"{v:.4f}" for v in pair[1]) + "\n"
         for pair in np.asarray(pairs, dtype=np.float64)
     ]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, "".join(lines))
 
 
 def clip_mean_std(clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

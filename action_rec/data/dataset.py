@@ -124,11 +124,11 @@ class RawFrameDataset(Dataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         ann_files, data_roots = list(ann_files), [Path(r) for r in data_roots]
         if not ann_files:
-            raise ValueError("no annotation files given")
+            raise AnnotationError("no annotation files given")
         if len(data_roots) == 1 and len(ann_files) > 1:
             data_roots = data_roots * len(ann_files)
         if len(data_roots) != len(ann_files):
-            raise ValueError(
+            raise AnnotationError(
                 f"got {len(ann_files)} annotation files but {len(data_roots)} data roots "
                 "(give one data root per annotation file, or one for all)"
             )

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,6 +24,9 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 from tqdm import tqdm
+
+from action_rec.errors import UserError
+from action_rec.fileio import atomic_write
 
 from .annotations import AnnotationError, read_video_list
 
@@ -44,7 +47,7 @@ TMP_PREFIX = ".tmp-"
 DEFAULT_FPS = 30.0
 
 
-class VideoError(Exception):
+class VideoError(UserError):
     """A video that cannot be dumped (unreadable, empty, truncated)."""
 
 
@@ -291,7 +294,7 @@ def dump_videos(
             r = results[frame_dir_name(rel_video)]
             if r.status != "failed":
                 lines.append(f"{r.rel_dir} {label} 0 {r.frames} 0 {r.frames} {r.fps:.10g}\n")
-        _write_atomic(out, lines)
+        atomic_write(out, "".join(lines))
         written.append(out)
     failed = [(str(owner[r.rel_dir][0]), r.error) for r in results.values() if r.status == "failed"]
     return DumpSummary(
@@ -337,11 +340,3 @@ def _run(
     finally:
         bar.close()
     return results
-
-
-def _write_atomic(path: Path, lines: Iterable[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(lines)
-    os.replace(tmp, path)

@@ -20,6 +20,8 @@ import math
 
 import numpy as np
 
+from action_rec.errors import UserError
+
 from .annotations import VideoRecord
 
 __all__ = ["sample_clip_indices", "frame_interval_for"]
@@ -53,7 +55,7 @@ def sample_clip_indices(
         raise ValueError(f"frame interval must be positive, got {step}")
     n = record.clip_end - record.clip_start
     if n < 1:
-        raise ValueError(f"{record.where}: empty clip segment {record.clip_start}..{record.clip_end}")
+        raise UserError(f"{record.where}: empty clip segment {record.clip_start}..{record.clip_end}")
 
     base = np.floor(np.arange(clip_len) * step).astype(np.int64)
     span = max(math.ceil(clip_len * step), 1)

@@ -27,13 +27,15 @@ Layout written (the raw-frame layout of the seed README)::
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from action_rec.errors import UserError
+from action_rec.fileio import atomic_write
 
 __all__ = ["CLASSES", "Motion", "make_synthetic_dataset", "pose_track", "render_clip"]
 
@@ -234,9 +236,7 @@ def _write_sample(args: tuple) -> None:
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, "".join(lines))
 
 
 def make_synthetic_dataset(
@@ -257,9 +257,9 @@ def make_synthetic_dataset(
     arguments, not on ``workers``.
     """
     if not 2 <= num_classes <= len(CLASSES):
-        raise ValueError(f"num_classes must be 2..{len(CLASSES)}, got {num_classes}")
+        raise UserError(f"num_classes must be 2..{len(CLASSES)}, got {num_classes}")
     if frames < 2 or size < 16 or train_per_class < 1 or val_per_class < 0:
-        raise ValueError("need frames >= 2, size >= 16, train_per_class >= 1 and val_per_class >= 0")
+        raise UserError("need frames >= 2, size >= 16, train_per_class >= 1 and val_per_class >= 0")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     splits = {"train": train_per_class, "val": val_per_class}

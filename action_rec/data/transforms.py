@@ -42,6 +42,8 @@ import cv2
 import numpy as np
 import torch
 
+from action_rec.errors import UserError
+
 from .crossnorm import crossnorm_affine
 
 __all__ = [
@@ -272,7 +274,7 @@ def choose_colour_stage(probabilities: Mapping[str, float], rng: np.random.Gener
     """One of ``none`` / ``photometric`` / ``crossnorm`` drawn with the template's probabilities."""
     p = np.array([float(probabilities.get(k, 0.0)) for k in COLOUR_STAGES])
     if (p < 0).any() or p.sum() <= 0:
-        raise ValueError(f"colour stage probabilities must be >= 0 and not all 0, got {dict(probabilities)}")
+        raise UserError(f"colour stage probabilities must be >= 0 and not all 0, got {dict(probabilities)}")
     return COLOUR_STAGES[int(rng.choice(len(COLOUR_STAGES), p=p / p.sum()))]
 
 
@@ -398,7 +400,7 @@ class TrainTransform:
         self.rotation_deg = float(data["rotation_deg"])
         self.crop = data["crop"]
         if self.crop not in ("multi_scale", "random_resized"):
-            raise ValueError(f"data.crop must be multi_scale or random_resized, got {self.crop!r}")
+            raise UserError(f"data.crop must be multi_scale or random_resized, got {self.crop!r}")
         self.horizontal_flip = bool(data["horizontal_flip"])
         self.colour = dict(data["colour"])
         self.mean_std_pairs = mean_std_pairs

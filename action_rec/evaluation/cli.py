@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from action_rec.errors import UserError
+
 __all__ = ["main", "build_parser"]
 
 
@@ -59,15 +61,9 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
             progress=not args.no_progress,
         )
         paths = write_report(result, args.save_metrics_to)
-    except ValueError as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (RuntimeError, OSError) as exc:
-        print(
-            f"error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
-            file=sys.stderr,
-        )
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

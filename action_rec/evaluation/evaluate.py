@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import SequentialSampler
 from tqdm import tqdm
 
+from action_rec.errors import UserError
 from action_rec.evaluation.metrics import AccuracyMeter
 from action_rec.evaluation.report import (
     metric_entries,
@@ -26,7 +27,7 @@ from action_rec.evaluation.report import (
 __all__ = ["EvaluationError", "evaluate", "read_model_checkpoint", "write_report"]
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError):
     """The checkpoint and the test set do not go together (head of another class count, ...)."""
 
 

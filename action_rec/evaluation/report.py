@@ -6,24 +6,15 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
+from action_rec.fileio import atomic_write
+
 __all__ = ["metric_entries", "write_metrics_yaml", "write_per_class_csv", "plot_confusion_matrix"]
-
-
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def metric_entries(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -50,7 +41,7 @@ def metric_entries(result: dict[str, Any]) -> list[dict[str, Any]]:
 def write_metrics_yaml(path: str | Path, entries: list[dict[str, Any]]) -> Path:
     """``metrics: [{key, value, unit, display_name}, ...]`` in YAML."""
     path = Path(path)
-    _write_atomic(path, yaml.safe_dump({"metrics": entries}, sort_keys=False))
+    atomic_write(path, yaml.safe_dump({"metrics": entries}, sort_keys=False))
     return path
 
 
@@ -67,7 +58,7 @@ def write_per_class_csv(
     for i, name in enumerate(class_names):
         acc = per_class[i]
         writer.writerow([i, name, totals[i], correct[i], "" if math.isnan(acc) else f"{acc:.2f}"])
-    _write_atomic(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
     return path
 
 
@@ -103,5 +94,5 @@ def plot_confusion_matrix(path: str | Path, confusion: torch.Tensor, class_names
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    _write_atomic(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
     return path

@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from action_rec.errors import UserError
 from action_rec.export.metadata import DEFAULT_INPUT_FORMAT, INPUT_FORMATS
 from action_rec.export.onnx_export import DEFAULT_OPSET
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
         if args.set:
             template = apply_overrides(template, args.set)
         if args.calib_clips < 1:
-            raise ValueError("--calib-clips must be at least 1")
+            raise UserError("--calib-clips must be at least 1")
         options = ExportOptions(
             precision=args.precision,
             input_format=args.input_format,
@@ -109,12 +110,9 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
             progress=not args.no_progress,
         )
         result = export_model(template, args.load_weights, args.save_model_to, options)
-    except ValueError as exc:  # templates, checkpoints, data, verification: one line, nothing written
+    except UserError as exc:  # templates, checkpoints, data, verification: one line, nothing written
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (OSError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     print(f"Exported to {result.out_dir}: " + ", ".join(p.name for p in result.files))
     print(f"Run it: python tools/demo.py --model {result.out_dir / 'model.xml'} --input 0")
     return 0

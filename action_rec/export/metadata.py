@@ -20,13 +20,14 @@ Input formats (`--input-format`), all one clip of `clip_len` frames, centre-crop
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import action_rec
+from action_rec.errors import UserError
+from action_rec.fileio import atomic_write
 
 __all__ = [
     "INPUT_FORMATS",
@@ -52,7 +53,7 @@ _INPUT_DOC = {
 }
 
 
-class MetadataError(ValueError):
+class MetadataError(UserError):
     """A metadata file that is missing, unreadable, or does not describe the IR beside it."""
 
 
@@ -126,10 +127,7 @@ def build_metadata(
 
 def write_metadata(path: str | Path, meta: dict[str, Any]) -> Path:
     """Write the metadata JSON atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    path = atomic_write(path, json.dumps(meta, indent=2) + "\n")
     return path
 
 

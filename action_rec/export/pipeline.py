@@ -25,6 +25,7 @@ import openvino as ov
 import torch
 from tqdm import tqdm
 
+from action_rec.errors import UserError
 from action_rec.export.metadata import (
     DEFAULT_INPUT_FORMAT,
     build_metadata,
@@ -64,7 +65,7 @@ MODEL_FILES = (
 )
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """An export that cannot be done as asked; the message says why."""
 
 
@@ -163,7 +164,7 @@ def _calibration_data(template: dict[str, Any], options: ExportOptions, class_na
         dataset = RawFrameDataset(
             options.calib_ann_files, options.calib_data_roots, template, "val", class_names=names
         )
-    except ValueError as exc:
+    except UserError as exc:
         raise ExportError(f"calibration data: {exc}") from None
     count = min(options.calib_clips, len(dataset))
     indices = np.unique(np.linspace(0, len(dataset) - 1, count).round().astype(int)).tolist()

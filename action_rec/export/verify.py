@@ -18,6 +18,7 @@ import openvino as ov
 import torch
 from torch import nn
 
+from action_rec.errors import UserError
 from action_rec.export.metadata import frames_to_input, scores_to_probabilities
 
 __all__ = [
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 
-class VerificationError(ValueError):
+class VerificationError(UserError):
     """The exported IR's outputs differ from PyTorch's by more than the tolerance."""
 
 

@@ -26,16 +26,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from action_rec.inference.model import ExportedModel, ModelError
+from action_rec.errors import UserError
+from action_rec.inference.model import ExportedModel
 from action_rec.inference.recognizer import Recognizer
-from action_rec.inference.stream import SourceError, VideoSource, open_source, put_latest
+from action_rec.inference.stream import VideoSource, open_source, put_latest
 
 __all__ = ["LiveDemo", "draw_overlay", "main"]
 
 _POLL_S = 0.05
 
 
-class DemoError(ValueError):
+class DemoError(UserError):
     """A demo setting that cannot work (no display, unknown output type)."""
 
 
@@ -345,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             pace=args.realtime,
         )
         summary = demo.run()
-    except (ModelError, SourceError, DemoError) as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(

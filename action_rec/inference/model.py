@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
+from action_rec.errors import UserError
 from action_rec.export.metadata import MetadataError, read_metadata, scores_to_probabilities
 from action_rec.export.openvino_ir import compile_ir
 
@@ -17,7 +18,7 @@ __all__ = ["ModelError", "ExportedModel"]
 _ELEMENT_TYPES = {"f32": ov.Type.f32, "u8": ov.Type.u8}
 
 
-class ModelError(ValueError):
+class ModelError(UserError):
     """An IR that cannot be read or does not match its metadata; the message names the file."""
 
 

@@ -15,12 +15,14 @@ from typing import Any
 
 import cv2
 
+from action_rec.errors import UserError
+
 __all__ = ["SourceError", "VideoSource", "open_source", "put_latest"]
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
-class SourceError(ValueError):
+class SourceError(UserError):
     """An input that cannot be opened or decoded; the message names it."""
 
 

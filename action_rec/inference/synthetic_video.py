@@ -7,7 +7,6 @@ background), so a model sees the same kind of frames it was trained on.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import cv2
 import numpy as np
 
 from action_rec.data.synthetic import CLASSES, render_clip
+from action_rec.fileio import atomic_path
 
 __all__ = ["make_synthetic_video", "windows_inside_segments", "timeline_agreement", "format_truth"]
 
@@ -36,35 +36,36 @@ def make_synthetic_video(
     frames played backwards: the same frames, so only the order of time tells the two apart.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     fourcc = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (size, size))
-    if not writer.isOpened():
-        raise RuntimeError(f"{path}: OpenCV cannot write this video type")
     truth: list[dict[str, Any]] = []
     previous: np.ndarray | None = None
-    try:
-        for k, label in enumerate(labels):
-            if reversed_pairs and previous is not None and truth[-1]["label"] == label ^ 1:
-                clip = previous[::-1]
-            else:
-                rng = np.random.default_rng([seed, 2, label, k])  # stream 2: neither train (0) nor val (1)
-                clip = render_clip(CLASSES[label], frames_per_segment, size, rng)
-            for frame in clip:
-                writer.write(np.ascontiguousarray(frame))
-            previous = clip
-            start = k * frames_per_segment
-            truth.append(
-                {
-                    "label": label,
-                    "name": CLASSES[label].name,
-                    "start": start,
-                    "end": start + frames_per_segment,
-                }
-            )
-    finally:
-        writer.release()
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (size, size))
+        if not writer.isOpened():
+            raise RuntimeError(f"{path}: OpenCV cannot write this video type")
+        try:
+            for k, label in enumerate(labels):
+                if reversed_pairs and previous is not None and truth[-1]["label"] == label ^ 1:
+                    clip = previous[::-1]
+                else:
+                    rng = np.random.default_rng(
+                        [seed, 2, label, k]
+                    )  # stream 2: neither train (0) nor val (1)
+                    clip = render_clip(CLASSES[label], frames_per_segment, size, rng)
+                for frame in clip:
+                    writer.write(np.ascontiguousarray(frame))
+                previous = clip
+                start = k * frames_per_segment
+                truth.append(
+                    {
+                        "label": label,
+                        "name": CLASSES[label].name,
+                        "start": start,
+                        "end": start + frames_per_segment,
+                    }
+                )
+        finally:
+            writer.release()
     return truth
 
 

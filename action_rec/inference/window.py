@@ -12,6 +12,8 @@ from collections import deque
 
 import numpy as np
 
+from action_rec.errors import UserError
+
 __all__ = ["ClipWindow", "ScoreAverager"]
 
 
@@ -32,7 +34,7 @@ class ClipWindow:
         planar: bool = True,
     ) -> None:
         if clip_len < 1 or step <= 0 or stride < 1:
-            raise ValueError(f"bad window: clip_len={clip_len}, step={step}, stride={stride}")
+            raise UserError(f"bad window: clip_len={clip_len}, step={step}, stride={stride}")
         self.clip_len, self.step, self.stride, self.planar = clip_len, float(step), int(stride), planar
         shape = (frame_shape[0], clip_len, *frame_shape[1:]) if planar else (clip_len, *frame_shape)
         self._buffer = np.zeros(shape, dtype)
@@ -86,7 +88,7 @@ class ScoreAverager:
 
     def __init__(self, size: int = 3) -> None:
         if size < 1:
-            raise ValueError(f"average must be at least 1 window, got {size}")
+            raise UserError(f"average must be at least 1 window, got {size}")
         self._recent: deque[np.ndarray] = deque(maxlen=size)
 
     def __call__(self, probabilities: np.ndarray) -> np.ndarray:

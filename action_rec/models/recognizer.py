@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from action_rec.errors import UserError
+
 from .backbones import MobileNetV3Backbone3d, s3d_mobilenet_v3_large, x3d_mobilenet_v3_large_lgd_gc
 from .heads import AngularHead, LinearHead
 
@@ -74,12 +76,12 @@ def build_model(template: str | Path | Mapping[str, Any], num_classes: int | Non
     cfg = template["model"]
     architecture = cfg["architecture"]
     if architecture not in BACKBONES:
-        raise ValueError(
+        raise UserError(
             f"unknown model.architecture {architecture!r} (expected one of: {', '.join(BACKBONES)})"
         )
     classes = int(num_classes if num_classes is not None else cfg["num_classes"])
     if classes < 1:
-        raise ValueError(f"num_classes must be at least 1, got {classes}")
+        raise UserError(f"num_classes must be at least 1, got {classes}")
 
     backbone = BACKBONES[architecture]()
     dropout = float(cfg.get("dropout", 0.0))
@@ -92,5 +94,5 @@ def build_model(template: str | Path | Mapping[str, Any], num_classes: int | Non
     elif head_type == "linear":
         head = LinearHead(backbone.out_channels, classes, dropout)
     else:
-        raise ValueError(f"unknown model.head {head_type!r} (expected 'angular' or 'linear')")
+        raise UserError(f"unknown model.head {head_type!r} (expected 'angular' or 'linear')")
     return ActionRecognizer(backbone, head)

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from action_rec.errors import UserError
+
 __all__ = [
     "CheckpointError",
     "CheckpointMismatchError",
@@ -31,7 +33,7 @@ _MAX_LISTED = 8
 _INDEXED_HEAD = re.compile(r"^cls_head\.(\d+)\.(.+)$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A file or object that is not a usable checkpoint; the message names the source."""
 
 

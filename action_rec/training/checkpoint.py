@@ -18,15 +18,14 @@ saving leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from action_rec.fileio import atomic_path
 from action_rec.models.weights import CheckpointError  # one error class for unusable checkpoint files
 
 __all__ = [
@@ -46,16 +45,8 @@ BEST = "best.pth"
 def save_checkpoint(path: str | Path, obj: dict[str, Any]) -> Path:
     """Write `obj` with torch.save to a temporary file beside `path`, then rename it over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path, suffix=".tmp", fsync=True) as tmp:
+        torch.save(obj, tmp)
     return path
 
 

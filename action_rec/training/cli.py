@@ -19,6 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from action_rec.errors import UserError
+
 __all__ = ["main", "build_parser"]
 
 
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
         template, path = _template(args, template_path)
         world_size = args.nproc if args.nproc is not None else args.gpu_num
         if world_size < 1:
-            raise ValueError(f"--gpu-num/--nproc: need at least 1 process, got {world_size}")
+            raise UserError(f"--gpu-num/--nproc: need at least 1 process, got {world_size}")
         if args.set:
             print(f"Template overrides: {' '.join(args.set)}")
         options = TrainOptions(
@@ -122,12 +124,9 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
             precise_bn=args.precise_bn,
         )
         train(template, options)
-    except ValueError as exc:  # templates, annotations, checkpoints, data: the user's to fix
+    except UserError as exc:  # bad input: 2; a run-time failure (loss not finite, out of memory): 1
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (TrainingError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 1 if isinstance(exc, TrainingError) else 2
     except KeyboardInterrupt:
         print("interrupted: continue with the same command and --resume", file=sys.stderr)
         return 130

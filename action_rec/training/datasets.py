@@ -8,10 +8,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from action_rec.errors import UserError
+
 __all__ = ["DataError", "resolve_ann_files", "check_labels", "build_datasets", "make_loader"]
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Training data that cannot be used (empty set, label beyond the class count, ...)."""
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from action_rec.fileio import atomic_path, atomic_write
 
 __all__ = ["RunLog", "read_metrics", "plot_training_curves", "TRAIN_LOG", "METRICS", "CURVES"]
 
@@ -62,9 +63,7 @@ class RunLog:
             metrics.unlink(missing_ok=True)
         else:
             kept = [r for r in read_metrics(metrics) if r.get("epoch", 0) <= resume_epoch]
-            tmp = metrics.with_name(f".{METRICS}.tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-            os.replace(tmp, metrics)
+            atomic_write(metrics, "".join(json.dumps(r) + "\n" for r in kept))
         self._log = open(self.out_dir / TRAIN_LOG, "a" if resume_epoch is not None else "w", encoding="utf-8")
         self._metrics = open(metrics, "a", encoding="utf-8")
         try:
@@ -148,8 +147,7 @@ def plot_training_curves(metrics_path: str | Path, out_path: str | Path) -> Path
         ax.legend(fontsize=8)
     fig.tight_layout()
     out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(out_path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, out_path)
     return out_path

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from action_rec.errors import UserError
+
 __all__ = [
     "am_softmax_scale",
     "am_softmax_loss",
@@ -112,7 +114,7 @@ class Criterion(nn.Module):
         self.cfg = dict(template["loss"])
         self.angular = template["model"]["head"] == "angular"
         if self.cfg["type"] == "am_softmax" and not self.angular:
-            raise ValueError(
+            raise UserError(
                 "template: loss.type 'am_softmax' needs model.head 'angular' "
                 "(use --set loss.type=cross_entropy for the linear head)"
             )

@@ -33,7 +33,9 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from action_rec.errors import UserError
 from action_rec.evaluation.metrics import AccuracyMeter
+from action_rec.fileio import atomic_write
 from action_rec.training import distributed as distrib
 from action_rec.training.checkpoint import (
     BEST,
@@ -61,7 +63,7 @@ __all__ = [
 ]
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError):
     """Training failed at run time (loss not finite, out of memory); the message says where."""
 
 
@@ -642,9 +644,7 @@ class Trainer:
             f"{best}; checkpoints {files}" + (f"; curves {curves}" if curves else "")
         )
         path = self.out_dir / "result.json"
-        tmp = path.with_name(".result.json.tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(result), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(dataclasses.asdict(result), indent=2) + "\n")
         return result
 
 
@@ -688,9 +688,9 @@ def _spawned(rank: int, template: dict[str, Any], options: TrainOptions, port: i
     distrib.init_process_group(rank, options.world_size, device_type, port)
     try:
         run_process(template, options, rank, options.world_size, rank)
-    except (ValueError, TrainingError) as exc:
-        errors.put((rank, "user" if isinstance(exc, ValueError) else "runtime", str(exc)))
-        sys.exit(2 if isinstance(exc, ValueError) else 1)
+    except UserError as exc:
+        errors.put((rank, "training" if isinstance(exc, TrainingError) else "user", str(exc)))
+        sys.exit(2)
     finally:
         distrib.cleanup()
 
@@ -699,8 +699,9 @@ def train(template: dict[str, Any], options: TrainOptions) -> TrainResult:
     """Run a whole training as `options` say; returns rank 0's result.
 
     ``world_size > 1`` spawns that many processes (DDP), unless this process was started by torchrun,
-    in which case it is one of them and joins torchrun's group. Raises ValueError subclasses for bad
-    input (template, data, checkpoints) and TrainingError for run-time failures. Loader workers are
+    in which case it is one of them and joins torchrun's group. Raises UserError subclasses for bad
+    input (template, data, checkpoints) and TrainingError for run-time failures (a non-finite loss,
+    out of memory); a bug in any process propagates with its traceback. Loader workers are
     spawned processes: call this under ``if __name__ == "__main__":`` in a script.
     """
     options = dataclasses.replace(options, out_dir=Path(options.out_dir))
@@ -728,10 +729,7 @@ def train(template: dict[str, Any], options: TrainOptions) -> TrainResult:
                 f"training process {exc.error_index} exited with code {exc.exit_code}"
             ) from None
         _, kind, message = errors.get()
-        raise (DataError(message) if kind == "user" else TrainingError(message)) from None
-    except mp.ProcessRaisedException as exc:
-        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
-        raise TrainingError(f"training process failed: {last}") from None
+        raise (TrainingError(message) if kind == "training" else DataError(message)) from None
     return TrainResult(**json.loads((options.out_dir / "result.json").read_text(encoding="utf-8")))
 
 

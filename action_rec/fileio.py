@@ -1,0 +1,51 @@
+"""Atomic file writes: a file is either its old complete self or its new complete self, never half.
+
+Everything the toolkit writes that a user keeps (checkpoints, metrics, plots, annotation lists,
+exported models) goes through `atomic_path`: the content is written to a temporary name in the same
+directory and renamed over the destination only when complete, so a crash, Ctrl-C or full disk while
+writing leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_path", "atomic_write"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `path` to write to; on success it replaces `path`, on an
+    exception it is removed. `suffix` defaults to the destination's (writers such as matplotlib and
+    OpenCV choose the format by it). `fsync` flushes the data to disk before the rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=path.suffix if suffix is None else suffix, dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes, mode: int | None = None) -> Path:
+    """Write text (UTF-8) or bytes to `path` atomically; `mode` sets the file's permission bits."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding="utf-8")
+        tmp.chmod(0o644 if mode is None else mode)
+    return path
