@@ -65,10 +65,10 @@ def evaluate(
     """Evaluate `weights` on the test set; returns top1/top5/mean_class (%), per_class, confusion,
     class_names, params_m, gflops, checkpoint_mb, input_shape and the template used."""
     from action_rec.data import RawFrameDataset
+    from action_rec.data.loading import DataError, check_labels, make_loader, resolve_ann_files
     from action_rec.evaluation.complexity import count_complexity
     from action_rec.models import build_model, load_weights
     from action_rec.templates import apply_overrides, load_template
-    from action_rec.training.datasets import DataError, check_labels, make_loader, resolve_ann_files
 
     weights = Path(weights)
     checkpoint = read_model_checkpoint(weights)

@@ -176,7 +176,7 @@ def _loader(dataset, indices: list[int], workers: int):
 
     Not persistent: workers that outlive the pass and are shut down later, once OpenVINO has compiled
     models, crashed the process (SIGSEGV) on exit; workers that end with their pass do not."""
-    from action_rec.training.trainer import make_loader
+    from action_rec.data.loading import make_loader
 
     return make_loader(torch.utils.data.Subset(dataset, indices), 1, None, workers, persistent=False)
 

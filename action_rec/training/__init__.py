@@ -28,7 +28,7 @@ Additions: --resume, DDP (spawn or torchrun; gloo on CPU), mixed precision on CU
 data order and per-clip augmentation, NaN/OOM checks.
 """
 
-from action_rec.training.datasets import DataError
+from action_rec.data.loading import DataError
 from action_rec.training.trainer import TrainingError, TrainOptions, TrainResult, train
 
 __all__ = ["DataError", "TrainOptions", "TrainResult", "TrainingError", "train"]

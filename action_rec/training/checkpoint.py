@@ -45,8 +45,8 @@ BEST = "best.pth"
 def save_checkpoint(path: str | Path, obj: dict[str, Any]) -> Path:
     """Write `obj` with torch.save to a temporary file beside `path`, then rename it over `path`."""
     path = Path(path)
-    with atomic_path(path, suffix=".tmp", fsync=True) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path, suffix=".tmp", fsync=True) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
     return path
 
 

@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from action_rec.data.loading import DataError, build_datasets, make_loader
 from action_rec.errors import UserError
 from action_rec.evaluation.metrics import AccuracyMeter
 from action_rec.fileio import atomic_write
@@ -45,7 +46,6 @@ from action_rec.training.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from action_rec.training.datasets import DataError, build_datasets, make_loader
 from action_rec.training.logs import CURVES, METRICS, RunLog, plot_training_curves
 from action_rec.training.losses import build_criterion
 from action_rec.training.optim import build_optimizer, clip_gradients

@@ -1,4 +1,4 @@
-"""From the CLI's annotation files and data roots to checked datasets and loaders."""
+"""From annotation files and data roots to checked datasets and DataLoaders (training, eval, export)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def build_datasets(
 
     ``normalize=False``: both give uint8 clips (see ``RawFrameDataset``), normalised per batch.
     """
-    from action_rec.data import RawFrameDataset
+    from action_rec.data.dataset import RawFrameDataset
 
     train_files, train_roots = resolve_ann_files(train_ann_files, train_data_roots, "--train-ann-files")
     if not train_files:
@@ -99,7 +99,7 @@ def make_loader(
     and persistent ones pay their start-up once per run rather than once per epoch. As with any
     spawned process, a script calling this must guard its entry point with ``if __name__ == "__main__"``.
     """
-    from action_rec.data import worker_init_fn
+    from action_rec.data.dataset import worker_init_fn
 
     return DataLoader(
         dataset,
