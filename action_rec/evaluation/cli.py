@@ -25,13 +25,26 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--template", type=Path, help="template.yaml (the work dir's own when run from one)")
-    p.add_argument("--load-weights", required=True, help="checkpoint (latest.pth, best.pth) or snapshot")
+    p.add_argument(
+        "--load-weights",
+        required=True,
+        help="checkpoint (latest.pth, best.pth), published snapshot, or an exported model (model.xml, "
+        "model_int8.xml, model.onnx: evaluated through OpenVINO as deployed, with the preprocessing of its "
+        "model.json)",
+    )
     p.add_argument("--test-ann-files", nargs="+", required=True, metavar="FILE", help="test annotations")
     p.add_argument("--test-data-roots", nargs="+", required=True, metavar="DIR", help="data root(s) of them")
     p.add_argument("--save-metrics-to", type=Path, default=Path("metrics.yaml"), help="metrics.yaml path")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, help="clips per batch (default: the template's)")
     p.add_argument("--workers", type=int, help="data loading processes (default: the template's)")
+    p.add_argument(
+        "--precision-hint",
+        choices=["default", "f32", "bf16"],
+        default="default",
+        help="exported models: OpenVINO's default settings (what users run: bf16 on CPUs that have it), "
+        "or an explicit execution precision",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--set", nargs="+", default=[], metavar="SECTION.KEY=VALUE", help="override template values"
@@ -43,23 +56,38 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
     """Parse flags, evaluate, write the report, print the figures; returns the exit status."""
     args = build_parser().parse_args(argv)
     from action_rec.evaluation.evaluate import evaluate, write_report
-    from action_rec.templates import TemplateError, load_template
+    from action_rec.evaluation.exported import EXPORTED_SUFFIXES, evaluate_exported
+    from action_rec.templates import TemplateError, apply_overrides, load_template
 
     try:
         path = template_path if template_path is not None else args.template
         if path is None:
             raise TemplateError("no template: run the work dir's eval.py, or give --template PATH")
-        result = evaluate(
-            load_template(path),
-            args.load_weights,
-            args.test_ann_files,
-            args.test_data_roots,
-            overrides=args.set,
-            device=args.device,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            progress=not args.no_progress,
-        )
+        if Path(args.load_weights).suffix.lower() in EXPORTED_SUFFIXES:
+            template = load_template(path)
+            if args.set:
+                template = apply_overrides(template, args.set)
+            result = evaluate_exported(
+                template,
+                args.load_weights,
+                args.test_ann_files,
+                args.test_data_roots,
+                hint=args.precision_hint,
+                workers=args.workers,
+                progress=not args.no_progress,
+            )
+        else:
+            result = evaluate(
+                load_template(path),
+                args.load_weights,
+                args.test_ann_files,
+                args.test_data_roots,
+                overrides=args.set,
+                device=args.device,
+                batch_size=args.batch_size,
+                workers=args.workers,
+                progress=not args.no_progress,
+            )
         paths = write_report(result, args.save_metrics_to)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -67,12 +95,22 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print(
+    accuracy = (
         f"{result['num_clips']} clips of {len(result['class_names'])} classes: top-1 {result['top1']:.2f} %, "
         f"top-5 {result['top5']:.2f} %, mean class {result['mean_class']:.2f} %; "
-        f"{result['gflops']:.2f} GFLOPs at {'x'.join(map(str, result['input_shape']))}, "
-        f"{result['params_m']:.3f} M parameters, checkpoint {result['checkpoint_mb']:.1f} MB"
     )
+    deployed = result.get("deployment")
+    if deployed:
+        print(
+            accuracy
+            + f"{deployed['weights_precision']} weights executed in {deployed['execution_precision']} "
+            f"({deployed['precision_hint']} settings), input {'x'.join(map(str, result['input_shape']))}"
+        )
+    else:
+        print(
+            accuracy + f"{result['gflops']:.2f} GFLOPs at {'x'.join(map(str, result['input_shape']))}, "
+            f"{result['params_m']:.3f} M parameters, checkpoint {result['checkpoint_mb']:.1f} MB"
+        )
     print(f"Wrote {paths['metrics']}, {paths['confusion']}, {paths['per_class']}")
     return 0
 

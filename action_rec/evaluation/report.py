@@ -31,11 +31,16 @@ def metric_entries(result: dict[str, Any]) -> list[dict[str, Any]]:
         ("size", result["params_m"], "Mp", "Size (parameters, millions)"),
         ("checkpoint_size", result["checkpoint_mb"], "MB", "Checkpoint file size"),
     ]
-    return [
+    rows = [
         {"key": key, "value": round(float(value), 4), "unit": unit, "display_name": name}
         for key, value, unit, name in entries
         if value is not None
     ]
+    for key, value in (result.get("deployment") or {}).items():  # what ran, for exported models
+        rows.append(
+            {"key": key, "value": value, "unit": "", "display_name": key.replace("_", " ").capitalize()}
+        )
+    return rows
 
 
 def write_metrics_yaml(path: str | Path, entries: list[dict[str, Any]]) -> Path:

@@ -39,6 +39,7 @@ __all__ = [
     "metadata_path",
     "input_shape",
     "frames_to_input",
+    "dataset_clip_to_input",
     "scores_to_probabilities",
 ]
 
@@ -171,6 +172,25 @@ def frames_to_input(frames_rgb: np.ndarray, meta_input: dict[str, Any]) -> np.nd
         std = np.asarray(meta_input["std"], np.float32).reshape(1, 3, 1, 1, 1)
         clip = (clip - mean) / std
     return np.ascontiguousarray(clip, dtype=np.float32)
+
+
+def dataset_clip_to_input(clip: Any, meta_input: dict[str, Any]) -> np.ndarray:
+    """A normalized `3 x T x H x W` clip of the data pipeline -> the IR's input tensor (batch 1).
+
+    rgb255 undoes the normalization (the IR does it); bgr8 rounds to whole uint8 pixels first."""
+    clip = np.asarray(clip, dtype=np.float32)  # a torch tensor or an array
+    clip = clip[0] if clip.ndim == 5 else clip
+    fmt = meta_input["format"]
+    mean = np.asarray(meta_input["mean"], np.float32).reshape(1, 3, 1, 1, 1)
+    std = np.asarray(meta_input["std"], np.float32).reshape(1, 3, 1, 1, 1)
+    x = clip[None]
+    if fmt == "normalized":
+        return np.ascontiguousarray(x, dtype=np.float32)
+    pixels = x * std + mean
+    if fmt == "bgr8":
+        frames = np.clip(np.rint(pixels[0]), 0, 255).astype(np.uint8).transpose(1, 2, 3, 0)
+        return frames_to_input(frames, meta_input)
+    return np.ascontiguousarray(pixels, dtype=np.float32)
 
 
 def scores_to_probabilities(scores: np.ndarray, softmax_scale: float) -> np.ndarray:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import openvino as ov
 import torch
 from tqdm import tqdm
 
@@ -32,11 +31,13 @@ from action_rec.export.metadata import (
     metadata_path,
     write_metadata,
 )
+from action_rec.export.no_action import calibrate_threshold, no_action_metadata
 from action_rec.export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_op_counts
-from action_rec.export.openvino_ir import add_input_format, compile_ir, convert_onnx, save_ir
+from action_rec.export.openvino_ir import add_input_format, convert_onnx
+from action_rec.export.runtime import available_hints
+from action_rec.export.variants import Variant, realize_variant
 from action_rec.export.verify import (
     VerificationError,
-    compare_on_clips,
     evaluate_accuracy,
     moving_pattern_clip,
     random_clip,
@@ -87,6 +88,8 @@ class ExportOptions:
     workers: int = 2
     seed: int = 0
     progress: bool = True
+    hints: list[str] | None = None  # precision hints every IR must compile under (None: all this CPU has)
+    keep_correct: float = 0.95  # the "no action" threshold keeps this share of correct predictions
 
 
 @dataclass
@@ -233,11 +236,11 @@ def export_module(
     options = options or ExportOptions()
     out_dir = Path(out_dir)
     _check_options(options, out_dir)
-    has_calib = bool(options.calib_ann_files)
     model = model.eval()
     inp = template["input"]
+    hints = options.hints or available_hints()
     dataset = indices = None
-    if has_calib:
+    if options.calib_ann_files:
         dataset, indices = _calibration_data(template, options, class_names)
         if dataset.num_classes != len(class_names):
             log(
@@ -248,161 +251,189 @@ def export_module(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     try:
-        shape = (1, 3, inp["clip_len"], inp["size"], inp["size"])
-        onnx_path = export_onnx(model, tmp / "model.onnx", shape, options.opset)
-        ops = onnx_op_counts(onnx_path)
-        log(
-            f"ONNX: {onnx_path.name}, opset {options.opset}, input 'input' {list(shape)}, "
-            f"{sum(ops.values())} nodes, {ops.get('BatchNormalization', 0)} BatchNormalization left"
-        )
-        base = convert_onnx(onnx_path)
-
-        head = template["model"]["head"]
-        common = dict(
-            input_format=options.input_format,
-            output_kind="cosine" if head == "angular" else "logits",
-            softmax_scale=float(getattr(model.cls_head, "scale", 1.0)) if head == "angular" else 1.0,
-        )
-        extra = {
-            "source_checkpoint": source,
-            "onnx": {"file": "model.onnx", "opset": options.opset, "input_format": "normalized"},
-        }
-        meta = build_metadata(template, class_names, precision=options.precision, extra=extra, **common)
-
+        onnx_path, poolings = _export_onnx(model, tmp, inp, options, log)
+        meta = _metadata(model, template, class_names, options, source)
         clips = {"random": random_clip(inp["clip_len"], inp["size"], options.seed)}
         if dataset is not None:
             clips["real"] = tensor_to_frames(dataset[indices[0]][0], inp["mean"], inp["std"])
         else:
             clips["moving_pattern"] = moving_pattern_clip(inp["clip_len"], inp["size"], options.seed)
 
-        # FP32: converted in memory and verified before anything else is written.
-        fp32 = add_input_format(base, options.input_format, inp["mean"], inp["std"])
-        variants: dict[str, tuple[ov.CompiledModel, dict[str, Any]]] = {"FP32": (compile_ir(fp32), meta)}
-        diffs = {"FP32": compare_on_clips(model, variants["FP32"][0], clips, meta)}
-        _log_diffs(log, "FP32", diffs["FP32"], options.tolerance)
-        if max(diffs["FP32"].values()) > options.tolerance:
-            raise VerificationError(
-                f"FP32 IR differs from PyTorch by {max(diffs['FP32'].values()):.3g} in class probability "
-                f"(tolerance {options.tolerance:g}); nothing was written"
+        fp32 = add_input_format(
+            convert_onnx(onnx_path, attention_poolings=poolings),
+            options.input_format,
+            inp["mean"],
+            inp["std"],
+        )
+        variants = [Variant("FP32", fp32, meta, "model.xml" if options.precision == "FP32" else None)]
+        if options.precision == "FP16" or dataset is not None:  # FP16 is measured whenever there are clips
+            variants.append(
+                Variant(
+                    "FP16",
+                    fp32,
+                    {**meta, "precision": "FP16"},
+                    "model.xml" if options.precision == "FP16" else None,
+                    fp16_weights=True,
+                )
             )
-
-        # FP16 weights: in the export when asked for, and always measured when there are clips.
-        fp16_dir = tmp / "fp16"
-        if options.precision == "FP16" or has_calib:
-            fp16_dir.mkdir()
-            save_ir(fp32, fp16_dir / "model.xml", fp16=True)
-            fp16_meta = {**meta, "precision": "FP16"}
-            variants["FP16"] = (compile_ir(fp16_dir / "model.xml"), fp16_meta)
-            diffs["FP16"] = compare_on_clips(model, variants["FP16"][0], clips, fp16_meta)
-            _log_diffs(log, "FP16", diffs["FP16"])
-        # The CPU plugin's default on CPUs with bf16 units: measured, for users who want the speed.
-        if has_calib and "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            variants["FP32-bf16"] = (compile_ir(fp32, precision="bf16"), meta)
-            diffs["FP32-bf16"] = compare_on_clips(model, variants["FP32-bf16"][0], clips, meta)
-            _log_diffs(log, "FP32 (run in bf16)", diffs["FP32-bf16"])
-
-        written = ["model.onnx", "model.xml", "model.bin", "model.json"]
-        if options.precision == "FP16":
-            for name in ("model.xml", "model.bin"):
-                os.replace(fp16_dir / name, tmp / name)
-        else:
-            save_ir(fp32, tmp / "model.xml", fp16=False)
-
         if options.int8:
-            from action_rec.export.quantize import quantize_int8
-
-            log(f"INT8: NNCF post-training quantization on {len(indices)} clips")
-            loader = _loader(dataset, indices, options.workers)
-            calib = (clip for clip, _ in loader)
-            to_quantize = convert_onnx(onnx_path, for_int8=True)
-            int8 = add_input_format(
-                quantize_int8(to_quantize, calib, len(indices), options.int8_preset),
-                options.input_format,
-                inp["mean"],
-                inp["std"],
-            )
-            for _ in calib:  # NNCF stops at the last clip: end the pass so that the workers stop now
-                pass
-            save_ir(int8, tmp / "model_int8.xml", fp16=False)
-            import nncf
-
-            quantization = {
-                "tool": f"NNCF {nncf.__version__}",
-                "preset": options.int8_preset,
-                "clips": len(indices),
-            }
-            int8_meta = {**meta, "precision": "INT8", "quantization": quantization}
-            variants["INT8"] = (compile_ir(int8), int8_meta)
-            diffs["INT8"] = compare_on_clips(model, variants["INT8"][0], clips, int8_meta)
-            _log_diffs(log, "INT8", diffs["INT8"])
-            written += ["model_int8.xml", "model_int8.bin", "model_int8.json"]
+            variants.append(_int8_variant(onnx_path, poolings, meta, dataset, indices, options, log))
+        for variant in variants:
+            realize_variant(variant, tmp, hints, model, clips, log)
+            if variant.name == "FP32":  # the reference: must equal PyTorch in f32 before anything else
+                worst = max(variant.diffs["f32"].values())
+                if worst > options.tolerance:
+                    raise VerificationError(
+                        f"FP32 IR differs from PyTorch by {worst:.3g} in class probability (tolerance "
+                        f"{options.tolerance:g}); nothing was written"
+                    )
 
         accuracy = None
         if dataset is not None and dataset.num_classes == len(class_names):
-            samples = loader if options.int8 else _loader(dataset, indices, options.workers)
-            bar = (
-                (lambda it: tqdm(it, total=len(indices), desc="accuracy", unit="clip"))
-                if options.progress
-                else iter
-            )
-            report = evaluate_accuracy(model, variants, samples, progress=bar)
+            report = _measure_accuracy(model, variants, dataset, indices, options)
             accuracy = report.as_dict()
-            log(_accuracy_table(report))
-
-        def verification(name: str) -> dict[str, Any]:
-            out: dict[str, Any] = {
-                "max_prob_diff_vs_pytorch": diffs[name],
-                "fp32_tolerance": options.tolerance,
-            }
-            if accuracy is not None:
-                out["accuracy_top1"] = {
-                    "clips": accuracy["clips"],
-                    "pytorch": accuracy["top1"]["pytorch"],
-                    "this_model": accuracy["top1"][name],
-                    "calibration_data": [str(a) for a in options.calib_ann_files],
-                }
-            return out
-
-        write_metadata(
-            tmp / "model.json",
-            {**variants[options.precision][1], "verification": verification(options.precision)},
-        )
-        if options.int8:
-            write_metadata(
-                metadata_path(tmp / "model_int8.xml"),
-                {**variants["INT8"][1], "verification": verification("INT8")},
+            log(_accuracy_table(report, variants))
+            reference = "INT8 default" if options.int8 else f"{options.precision} default"
+            meta["no_action"] = no_action_metadata(
+                class_names,
+                calibrate_threshold(
+                    np.asarray(report.top_probability[reference]),
+                    np.asarray(report.hits[reference]),
+                    options.keep_correct,
+                ),
+                options.keep_correct,
+                report.clips,
+            )
+            log(
+                f"'no action' threshold: top probability {meta['no_action']['threshold']} keeps "
+                f"{100 * options.keep_correct:.0f} % of the correct predictions on {report.clips} clips"
             )
 
+        written = ["model.onnx"]
+        for variant in variants:
+            if variant.file is None:
+                continue
+            shutil.rmtree(tmp / variant.name.lower(), ignore_errors=True)
+            meta_file = metadata_path(tmp / variant.file).name
+            write_metadata(
+                tmp / meta_file,
+                {
+                    **variant.meta,
+                    "no_action": meta.get("no_action"),
+                    "verification": _verification(variant, accuracy, options),
+                },
+            )
+            written += [variant.file, Path(variant.file).with_suffix(".bin").name, meta_file]
         files = _move_into_place(tmp, out_dir, written)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    diffs = {v.name: v.diffs.get("f32", {}) for v in variants}
     return ExportResult(out_dir, files, diffs, accuracy)
 
 
-def _log_diffs(
-    log: Callable[[str], Any], name: str, diffs: dict[str, float], tolerance: float | None = None
-) -> None:
-    parts = ", ".join(f"{clip} clip {d:.2e}" for clip, d in diffs.items())
-    verdict = (
-        ""
-        if tolerance is None
-        else (" (ok)" if max(diffs.values()) <= tolerance else f" > {tolerance:g}: FAILED")
+def _export_onnx(model, tmp: Path, inp: dict[str, Any], options: ExportOptions, log) -> tuple[Path, int]:
+    """model.onnx (normalized input) and the number of attention poolings the rewrite must find."""
+    from action_rec.models.attention import GlobalContextPooling
+
+    shape = (1, 3, inp["clip_len"], inp["size"], inp["size"])
+    onnx_path = export_onnx(model, tmp / "model.onnx", shape, options.opset)
+    ops = onnx_op_counts(onnx_path)
+    log(
+        f"ONNX: {onnx_path.name}, opset {options.opset}, input 'input' {list(shape)}, "
+        f"{sum(ops.values())} nodes, {ops.get('BatchNormalization', 0)} BatchNormalization left"
     )
-    log(f"{name} IR vs PyTorch, largest class-probability difference: {parts}{verdict}")
+    return onnx_path, sum(isinstance(m, GlobalContextPooling) for m in model.modules())
 
 
-def _accuracy_table(report) -> str:
-    lines = [
-        f"Top-1 accuracy on {report.clips} calibration clips (same clips for every variant; "
-        "FP32-bf16 = the FP32 IR run with the CPU plugin's bf16 default):"
-    ]
+def _metadata(model, template, class_names, options: ExportOptions, source: str | None) -> dict[str, Any]:
+    head = template["model"]["head"]
+    extra = {
+        "source_checkpoint": source,
+        "onnx": {"file": "model.onnx", "opset": options.opset, "input_format": "normalized"},
+    }
+    return build_metadata(
+        template,
+        class_names,
+        precision=options.precision,
+        extra=extra,
+        input_format=options.input_format,
+        output_kind="cosine" if head == "angular" else "logits",
+        softmax_scale=float(getattr(model.cls_head, "scale", 1.0)) if head == "angular" else 1.0,
+    )
+
+
+def _int8_variant(onnx_path, poolings, meta, dataset, indices, options: ExportOptions, log) -> Variant:
+    """NNCF post-training quantization of the quantizable form on the calibration clips."""
+    import nncf
+
+    from action_rec.export.quantize import quantize_int8
+
+    inp = meta["input"]
+    log(f"INT8: NNCF post-training quantization on {len(indices)} clips")
+    loader = _loader(dataset, indices, options.workers)
+    calib = (clip for clip, _ in loader)
+    quantized, kept_float = quantize_int8(
+        convert_onnx(onnx_path, for_int8=True, attention_poolings=poolings),
+        calib,
+        len(indices),
+        options.int8_preset,
+    )
+    for _ in calib:  # NNCF stops at the last clip: end the pass so that the workers stop now
+        pass
+    model = add_input_format(quantized, options.input_format, inp["mean"], inp["std"])
+    quantization = {
+        "tool": f"NNCF {nncf.__version__}",
+        "preset": options.int8_preset,
+        "clips": len(indices),
+        "kept_in_float": kept_float,
+    }
+    return Variant(
+        "INT8", model, {**meta, "precision": "INT8", "quantization": quantization}, "model_int8.xml"
+    )
+
+
+def _measure_accuracy(model, variants: list[Variant], dataset, indices, options: ExportOptions):
+    """Top-1 of PyTorch and of every variant as users run it (OpenVINO defaults) and in f32."""
+    compiled = {
+        f"{v.name} {hint}": (v.compiled[hint], v.meta) for v in variants for hint in ("f32", "default")
+    }
+    samples = _loader(dataset, indices, options.workers)
+    bar = (
+        (lambda it: tqdm(it, total=len(indices), desc="accuracy", unit="clip")) if options.progress else iter
+    )
+    return evaluate_accuracy(model, compiled, samples, progress=bar)
+
+
+def _verification(
+    variant: Variant, accuracy: dict[str, Any] | None, options: ExportOptions
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "max_prob_diff_vs_pytorch": variant.diffs["f32"],
+        "max_prob_diff_by_hint": variant.diffs,
+        "fp32_tolerance": options.tolerance,
+        "compiles_with": {hint: variant.execution[hint] for hint in variant.compiled},
+    }
+    if accuracy is not None:
+        out["accuracy_top1"] = {
+            "clips": accuracy["clips"],
+            "pytorch": accuracy["top1"]["pytorch"],
+            "this_model": {hint: accuracy["top1"][f"{variant.name} {hint}"] for hint in ("f32", "default")},
+            "calibration_data": [str(a) for a in options.calib_ann_files],
+        }
+    return out
+
+
+def _accuracy_table(report, variants: list[Variant]) -> str:
+    """Rows: PyTorch and each variant; columns: f32 and OpenVINO's defaults (what users run)."""
+    execution = variants[0].execution.get("default", "?")
     base = report.top1("pytorch")
-    for name in report.correct:
-        delta = (
-            ""
-            if name == "pytorch"
-            else f"  ({report.top1(name) - base:+.2f} vs PyTorch, "
-            f"max prob diff {report.max_prob_diff[name]:.2e})"
-        )
-        lines.append(f"  {name:8s} {report.top1(name):6.2f} %{delta}")
+    lines = [
+        f"Top-1 accuracy on {report.clips} calibration clips (the same clips for every row; "
+        f"'default' = OpenVINO's default settings, which execute in {execution} on this CPU):",
+        f"  {'':8s} {'f32':>9s} {'default':>9s}   vs PyTorch (default)",
+        f"  {'pytorch':8s} {base:8.2f}%",
+    ]
+    for v in variants:
+        f32, default = report.top1(f"{v.name} f32"), report.top1(f"{v.name} default")
+        lines.append(f"  {v.name:8s} {f32:8.2f}% {default:8.2f}%   {default - base:+.2f}")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from action_rec.errors import UserError
-from action_rec.export.metadata import frames_to_input, scores_to_probabilities
+from action_rec.export.metadata import dataset_clip_to_input, frames_to_input, scores_to_probabilities
 
 __all__ = [
     "VerificationError",
@@ -104,6 +104,10 @@ class AccuracyReport:
     clips: int = 0
     correct: dict[str, int] = field(default_factory=dict)
     max_prob_diff: dict[str, float] = field(default_factory=dict)
+    # Per clip and variant: the top class probability and whether the top class was right (to calibrate
+    # the "no action" threshold on what the deployed model scores).
+    top_probability: dict[str, list[float]] = field(default_factory=dict)
+    hits: dict[str, list[bool]] = field(default_factory=dict)
 
     def top1(self, name: str) -> float:
         return 100.0 * self.correct.get(name, 0) / max(self.clips, 1)
@@ -148,17 +152,13 @@ def evaluate_accuracy(
                 compiled(_ir_input(ref_input, frames, meta))[0], meta["output"]["softmax_scale"]
             )
             report.correct[name] += int(probs.argmax() == label)
+            report.top_probability.setdefault(name, []).append(float(probs.max()))
+            report.hits.setdefault(name, []).append(bool(probs.argmax() == label))
             report.max_prob_diff[name] = max(report.max_prob_diff[name], float(np.abs(probs - ref).max()))
     return report
 
 
 def _ir_input(normalized: torch.Tensor, frames: np.ndarray | None, meta: dict[str, Any]) -> np.ndarray:
-    fmt, meta_in = meta["input"]["format"], meta["input"]
-    if fmt == "bgr8":
-        return frames_to_input(frames, meta_in)
-    x = normalized.numpy()
-    if fmt == "rgb255":
-        mean = np.asarray(meta_in["mean"], np.float32).reshape(1, 3, 1, 1, 1)
-        std = np.asarray(meta_in["std"], np.float32).reshape(1, 3, 1, 1, 1)
-        x = x * std + mean
-    return np.ascontiguousarray(x, dtype=np.float32)
+    if meta["input"]["format"] == "bgr8":
+        return frames_to_input(frames, meta["input"])
+    return dataset_clip_to_input(normalized, meta["input"])
