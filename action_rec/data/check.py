@@ -211,7 +211,7 @@ def check_dataset(
     files, roots = resolve_ann_files(ann_files, data_roots, "--ann-files")
     if not files:
         raise AnnotationError("--ann-files: no annotation file given")
-    records, problems, rows = _read_rows(files, roots, frame_pattern)
+    records, problems, row_count = _read_rows(files, roots, frame_pattern)
     label_problems, notes = _label_problems(records, roots)
     problems += label_problems
     for r in records:
@@ -263,7 +263,7 @@ def check_dataset(
     return CheckReport(
         problems=problems,
         notes=notes,
-        rows=rows,
+        rows=row_count,
         videos=len(videos),
         frames=sum(read for _, _, read in results.values()),
         seconds=time.perf_counter() - start,
