@@ -62,7 +62,7 @@ def test_every_problem_is_reported_by_file_and_line(data, capsys):
     assert problems == [
         f"{train}:2: frame file {truncated} is truncated (no JPEG end-of-image marker: a partial copy?)",
         f"{train}:4: 1 of the video's frames 1..32 are missing from {missing.parent} (first: 00020.jpg)",
-        f"{train}:6: label_id 6 is beyond {data / 'label_map.txt'} (6 classes, ids 0..5)",
+        f"{train}:6: label_id 6 is out of range: {data / 'label_map.txt'} has 6 classes (ids 0..5)",
         f"{train}:7: fps 3000 is implausible (expected 1..240)",
         f"{train}:8: expected 7 columns (<rel_dir> <label_id> <start_video_frame> <end_video_frame> "
         "<start_clip_frame> <end_clip_frame> <fps>), got 6",

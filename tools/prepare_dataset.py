@@ -10,9 +10,9 @@ SOURCE is a folder of <class>/<video file> (the class name is the folder), a CSV
 <youtube_id>_<start>_<end>.<ext> (already cut: used whole) or <youtube_id>.<ext> (cut to the time range).
 OUT_DIR gets rawframes/<class>/<video>/00001.jpg ..., train.txt and val.txt (7 columns, real frame
 counts and fps), label_map.txt and dataset_summary.png. The split is the CSV's, else stratified by class;
---group-regex keeps clips of one source video in one split (UCF-101: '_g(\d+)_'). Frames are stored
-with a short side of 256 pixels (--short-side 0 keeps the full size). Parallel and resumable like
-tools/dump_frames.py; unreadable videos are listed and skipped.
+--group-regex keeps clips of one source video in one split (UCF-101: '_g(\d+)_'). Frames are shrunk
+to a short side of 256 pixels, the training resize (smaller ones are kept; --short-side 0: full size).
+Parallel and resumable like tools/dump_frames.py; unreadable videos are listed and skipped.
 Exit status: 0 all videos dumped, 1 some videos failed (left out), 2 bad input.
 """
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         "--group-regex", help=r"clips whose file names share this match (group 1 if any) stay in one split"
     )
     parser.add_argument(
-        "--short-side", type=int, default=256, help="frame short side in pixels; 0: full size"
+        "--short-side", type=int, default=256, help="shrink frames to this short side (pixels); 0: full size"
     )
     parser.add_argument(
         "--workers", type=int, default=min(4, os.cpu_count() or 1), help="parallel videos (default: up to 4)"

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from .annotations import (
     AnnotationError,
     VideoRecord,
+    check_labels,
     content_lines,
     parse_annotation_line,
     read_label_map,
@@ -182,15 +183,10 @@ def _label_problems(records: list[VideoRecord], roots: Sequence[str]) -> tuple[l
             continue
         names = read_label_map(label_map)
         for r in rows:
-            if r.label >= len(names):
-                problems.append(
-                    Problem(
-                        r.ann_file,
-                        r.line,
-                        f"label_id {r.label} is beyond {label_map} "
-                        f"({len(names)} classes, ids 0..{len(names) - 1})",
-                    )  # fmt: skip
-                )
+            try:
+                check_labels([r], len(names), str(label_map))  # the same check as training's
+            except AnnotationError as exc:  # ours: one bad row among others to report
+                problems.append(Problem(r.ann_file, r.line, str(exc).removeprefix(f"{r.where}: ")))
         unused = unused_labels(rows, len(names))
         if unused:
             named = ", ".join(f"{i} ({names[i]})" for i in unused[:20]) + (" ..." if len(unused) > 20 else "")
@@ -252,14 +248,11 @@ def check_dataset(
         for r in rows:
             other = first_seen.setdefault(digest, r)
             if other.source != r.source:
-                problems.append(
-                    Problem(
-                        r.ann_file,
-                        r.line,
-                        f"same frames as {other.where} ({other.rel_dir}): the video "
-                        "is in two annotation files (train and val?)",
-                    )  # fmt: skip
+                message = (
+                    f"same frames as {other.where} ({other.rel_dir}): the video is in two annotation files "
+                    "(train and val?)"
                 )
+                problems.append(Problem(r.ann_file, r.line, message))
     return CheckReport(
         problems=problems,
         notes=notes,

