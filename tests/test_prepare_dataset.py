@@ -255,3 +255,27 @@ def test_bad_sources_are_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "empty" / "a" / "x.mp4").write_bytes(b"")
     assert prepare_tool.main([str(tmp_path / "empty"), str(tmp_path / "empty" / "out"), "--no-progress"]) == 2
     assert "must not be inside the source folder" in capsys.readouterr().err
+
+
+def test_imbalance_few_videos_and_a_class_without_usable_video_warn(real_data_dir, tmp_path):
+    source = tmp_path / "videos"
+    for name, count in (("many", 11), ("one", 1)):
+        (source / name).mkdir(parents=True)
+        for k in range(count):
+            (source / name / f"clip{k:02d}.mkv").symlink_to(
+                real_data_dir / "sample-videos/asl_gestures/eat.mkv"
+            )
+    (source / "broken").mkdir()
+    (source / "broken" / "x.mp4").write_bytes(b"\x00not a video" * 100)
+    summary = prepare_dataset(source, tmp_path / "out", short_side=16, workers=2, progress=False, plot=False)
+    assert [str(video) for video, _ in summary.failed] == [str(source / "broken" / "x.mp4")]
+    assert (tmp_path / "out" / "label_map.txt").read_text() == "many\none\n"
+    assert summary.warnings == [
+        "class 'broken': no video could be dumped; left out of label_map.txt",
+        "fewer than 5 videos in: one (1)",
+        "imbalance: many has 11 videos, one 1 (11x); add videos or sample the classes in balance",
+    ]
+    assert [(c.name, c.splits["train"], c.splits["val"]) for c in summary.classes] == [
+        ("many", 9, 2),
+        ("one", 1, 0),
+    ]
