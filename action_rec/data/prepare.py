@@ -379,7 +379,7 @@ def prepare_dataset(
     results: dict[str, VideoResult] = dump_jobs(
         jobs, workers, short_side, quality, frame_pattern, progress, desc="prepare_dataset"
     )
-    failed = [(str(i.video or i.rel_dir), i.missing) for i in items if i.video is None]
+    failed = [(i.rel_dir, i.missing) for i in items if i.video is None]  # CSV rows without a video
     failed += [
         (str(i.video), results[i.rel_dir].error)
         for i in items
