@@ -9,10 +9,12 @@ import pytest
 
 from action_rec.data.annotations import (
     AnnotationError,
+    check_labels,
     parse_annotation_file,
     read_label_map,
     read_video_list,
-    resolve_annotation_path,
+    resolve_ann_files,
+    unused_labels,
 )
 from action_rec.errors import UserError
 
@@ -117,15 +119,49 @@ def test_missing_annotation_file(tmp_path):
         parse_annotation_file(tmp_path / "nope.txt")
 
 
-def test_resolve_annotation_path(tmp_path, monkeypatch):
+def test_resolve_ann_files_as_given_first_then_in_the_data_root(tmp_path, monkeypatch):
     root = tmp_path / "root"
     root.mkdir()
     write(root / "train.txt", "")
-    assert resolve_annotation_path("train.txt", root) == root / "train.txt"
-    assert resolve_annotation_path(root / "train.txt", tmp_path / "else") == root / "train.txt"
     monkeypatch.chdir(tmp_path)
-    write(tmp_path / "local.txt", "")
-    assert resolve_annotation_path("local.txt", root) == Path("local.txt")
+    assert resolve_ann_files(["train.txt"], [root]) == ([str(root / "train.txt")], [str(root)])
+    assert resolve_ann_files([root / "train.txt"], [tmp_path]) == ([str(root / "train.txt")], [str(tmp_path)])
+    write(tmp_path / "train.txt", "")  # now also relative to the current directory: that one wins
+    assert resolve_ann_files(["train.txt"], [root])[0] == ["train.txt"]
+    files, roots = resolve_ann_files(["train.txt", "root/train.txt"], [root])  # one root for both
+    assert files == ["train.txt", "root/train.txt"] and roots == [str(root)] * 2
+    with pytest.raises(
+        AnnotationError, match=r"^--x: nope\.txt: no such annotation file \(nor .*root/nope\.txt\)$"
+    ):
+        resolve_ann_files(["nope.txt"], [root], "--x")
+    with pytest.raises(AnnotationError, match=r"--x: data root .*nowhere: no such directory"):
+        resolve_ann_files(["train.txt"], [tmp_path / "nowhere"], "--x")
+    with pytest.raises(AnnotationError, match=r"--x: 2 annotation files but 3 data roots"):
+        resolve_ann_files(["train.txt", "train.txt"], [root] * 3, "--x")
+    assert resolve_ann_files([], [root]) == ([], [])
+
+
+def test_byte_order_mark_and_crlf_are_accepted(tmp_path):
+    root = make_root(tmp_path, {"a": 5, "b": 5})
+    ann = root / "train.txt"
+    ann.write_bytes("a 0 0 5 0 5 30\r\n\r\nb 1 0 5 0 5 25\r\n".encode("utf-8-sig"))
+    records = parse_annotation_file(ann, root)
+    assert [(r.rel_dir, r.label, r.line) for r in records] == [("a", 0, 1), ("b", 1, 3)]
+    (root / "label_map.txt").write_bytes("walk\r\nrun\r\n".encode("utf-8-sig"))
+    assert read_label_map(root / "label_map.txt") == ["walk", "run"]
+    (root / "list.txt").write_bytes("x.mp4 0\r\n".encode("utf-8-sig"))
+    assert read_video_list(root / "list.txt") == [("x.mp4", 0, 1)]
+
+
+def test_one_label_check_and_unused_classes(tmp_path):
+    root = make_root(tmp_path, {"a": 5, "b": 5})
+    records = parse_annotation_file(write(root / "t.txt", "a 0 0 5 0 5 30\nb 5 0 5 0 5 30\n"), root)
+    check_labels(records, 6, "label_map.txt")
+    with pytest.raises(
+        AnnotationError, match=r"t\.txt:2: label_id 5 is out of range: label_map\.txt has 5 classes"
+    ):
+        check_labels(records, 5, "label_map.txt")
+    assert unused_labels(records, 6) == [1, 2, 3, 4]
 
 
 def test_label_map(tmp_path):

@@ -213,3 +213,84 @@ def test_real_rawframes_with_their_own_pattern(real_data_dir, tmp_path, x3d_temp
         clip, label = ds[0]
         assert clip.shape == (3, 16, 224, 224) and label == 0
         assert set(ds.clip_indices(0, np.random.default_rng(0)).tolist()) <= set(range(1, 11))  # looped
+
+
+def truncate(path: Path) -> None:
+    """A partial copy: the first 60% of the JPEG's bytes."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 6 // 10])
+
+
+def test_truncated_frame_stops_with_file_line_and_path(data_copy, x3d_template):
+    """OpenCV decodes a half JPEG into a half-grey frame with only a warning; the dataset refuses it."""
+    ds = RawFrameDataset(["val.txt"], [data_copy], small(x3d_template, clip_len=16), "val")
+    victim = ds.records[1].frame_path(int(ds.clip_indices(1)[3]))
+    assert cv2.imread(str(victim)) is not None
+    truncate(victim)
+    assert cv2.imread(str(victim)) is not None  # what OpenCV alone would train on
+    with pytest.raises(FrameReadError) as info:
+        ds[1]
+    assert str(info.value) == (
+        f"{data_copy / 'val.txt'}:2: frame file {victim} is truncated (no JPEG end-of-image marker: a partial copy?)"
+    )
+
+
+def test_padding_after_the_jpeg_end_marker_is_accepted(data_copy, x3d_template):
+    ds = RawFrameDataset(["val.txt"], [data_copy], small(x3d_template), "val")
+    for index in ds.clip_indices(0):
+        path = ds.records[0].frame_path(int(index))
+        path.write_bytes(path.read_bytes() + b"\x00" * 300)
+    assert ds[0][0].shape == (3, 8, 32, 32)
+
+
+def test_frame_error_in_a_dataloader_worker_stays_one_line(data_copy, x3d_template):
+    ds = RawFrameDataset(["val.txt"], [data_copy], small(x3d_template), "val")
+    victim = ds.records[0].frame_path(int(ds.clip_indices(0)[0]))
+    truncate(victim)
+    loader = DataLoader(ds, batch_size=2, num_workers=1, worker_init_fn=worker_init_fn)
+    with pytest.raises(FrameReadError) as info:
+        next(iter(loader))
+    assert str(info.value) == (
+        f"{data_copy / 'val.txt'}:1: frame file {victim} is truncated (no JPEG end-of-image marker: a partial copy?)"
+    )
+
+
+def test_training_start_checks_frames_and_counts(data_copy, x3d_template):
+    from action_rec.data.loading import build_datasets
+
+    def build():
+        return build_datasets(x3d_template, ["train.txt"], [str(data_copy)], ["val.txt"], [str(data_copy)])
+
+    train, val = build()
+    assert len(train) == 24 and len(val) == 12
+    middle = data_copy / "rawframes" / train.records[2].rel_dir / "00017.jpg"  # parsing checks only the ends
+    middle.unlink()
+    with pytest.raises(
+        UserError, match=rf"^{data_copy / 'train.txt'}:3: 1 of the video's frames 1\.\.32 are missing"
+    ):
+        build()
+    (data_copy / "train.txt").write_text(
+        "".join(
+            line.replace(" 32 0 32 ", " 30 0 30 ") + "\n"
+            for line in (data_copy / "val.txt").read_text().splitlines()
+        )
+    )
+    with pytest.raises(
+        UserError,
+        match=r"train\.txt:1: frame count: .* holds frames up to 00032\.jpg but the row's video ends at frame 30; .*\(and 11 more problems\)",
+    ):
+        build()
+
+
+def test_label_gaps_warn_about_the_unused_classes(data_copy, x3d_template, caplog):
+    from action_rec.data.loading import build_datasets
+
+    rows = [line.split() for line in (data_copy / "train.txt").read_text().splitlines()]
+    (data_copy / "train.txt").write_text(
+        "".join(" ".join([r[0], "5" if r[1] != "0" else "0", *r[2:]]) + "\n" for r in rows)
+    )
+    with caplog.at_level(logging.WARNING, logger="action_rec.data.loading"):
+        train, _ = build_datasets(x3d_template, ["train.txt"], [str(data_copy)], [], [])
+    assert train.num_classes == 6  # from label_map.txt
+    (message,) = [r.getMessage() for r in caplog.records if "no training clip" in r.getMessage()]
+    assert message.startswith(f"4 of the 6 classes have no training clip: 1 ({CLASSES[1].name}), 2 (")

@@ -254,3 +254,16 @@ def test_frame_dir_name():
     assert frame_dir_name("a/b/clip.mp4") == "a/b/clip"
     assert frame_dir_name("clip.v2.mkv") == "clip.v2"
     assert frame_dir_name("noext") == "noext"
+
+
+def test_other_short_side_is_dumped_again(real_data_dir, tmp_path):
+    (tmp_path / "list.txt").write_text("sample-videos/asl_gestures/eat.mkv 0\n")
+    out = tmp_path / "out"
+    assert dump_videos(real_data_dir, [tmp_path / "list.txt"], out, progress=False, short_side=32).done == 1
+    assert (
+        dump_videos(real_data_dir, [tmp_path / "list.txt"], out, progress=False, short_side=32).skipped == 1
+    )
+    summary = dump_videos(real_data_dir, [tmp_path / "list.txt"], out, progress=False, short_side=48)
+    assert summary.done == 1 and summary.skipped == 0
+    frame = cv2.imread(str(out / "rawframes/sample-videos/asl_gestures/eat/00001.jpg"))
+    assert min(frame.shape[:2]) == 48

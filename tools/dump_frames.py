@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=min(4, os.cpu_count() or 1), help="parallel videos (default: up to 4)"
     )
     parser.add_argument(
-        "--short-side", type=int, default=None, help="resize frames so the short side has this many pixels"
+        "--short-side",
+        type=int,
+        default=None,
+        help="shrink frames whose short side is longer than this many pixels (smaller ones are kept)",
     )
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality 1-100 (default 90)")
     parser.add_argument("--frame-pattern", default="{:05d}.jpg", help="frame file names (default {:05d}.jpg)")

@@ -16,7 +16,7 @@ swapped order fails loudly here instead of training on the wrong frames.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +25,18 @@ from action_rec.errors import UserError
 __all__ = [
     "AnnotationError",
     "VideoRecord",
+    "check_labels",
     "parse_annotation_file",
+    "parse_annotation_line",
     "read_label_map",
     "read_video_list",
-    "resolve_annotation_path",
+    "resolve_ann_files",
+    "unused_labels",
 ]
+
+# Text lists are read as UTF-8 with an optional byte-order mark (Windows editors write one); CRLF line
+# ends need nothing: every line is stripped.
+ENCODING = "utf-8-sig"
 
 _COLUMNS = (
     "<rel_dir> <label_id> <start_video_frame> <end_video_frame> <start_clip_frame> <end_clip_frame> <fps>"
@@ -79,9 +86,10 @@ def content_lines(path: Path) -> Iterator[tuple[int, str]]:
     """``(line_no, stripped text)`` for each line of a text list that is neither blank nor a ``#`` comment.
 
     Every list the toolkit reads (annotations, video lists, CrossNorm pairs) skips the same lines and
-    reports errors by the same 1-based line numbers.
+    reports errors by the same 1-based line numbers. A UTF-8 byte-order mark and CRLF line ends are
+    accepted (a mark would otherwise end up, invisible, in the first line's path).
     """
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding=ENCODING) as f:
         for line_no, text in enumerate(f, start=1):
             text = text.strip()
             if text and not text.startswith("#"):
@@ -117,15 +125,24 @@ def parse_annotation_file(
     if not path.is_file():
         raise AnnotationError(f"{path}: annotation file not found")
     root = Path(data_root) if data_root is not None else path.parent
-    records = []
-    for line_no, text in content_lines(path):
-        records.append(_parse_line(text, path, line_no, root, frame_pattern, check_frames, source))
-    return records
+    return [
+        parse_annotation_line(text, path, line_no, root, frame_pattern, check_frames, source)
+        for line_no, text in content_lines(path)
+    ]
 
 
-def _parse_line(
-    text: str, path: Path, line_no: int, root: Path, frame_pattern: str, check_frames: bool, source: int
+def parse_annotation_line(
+    text: str,
+    path: str | Path,
+    line_no: int,
+    root: str | Path,
+    frame_pattern: str = "{:05d}.jpg",
+    check_frames: bool = True,
+    source: int = 0,
 ) -> VideoRecord:
+    """One line of an annotation file (see :func:`parse_annotation_file`); a checker that reports every
+    bad line, not just the first, calls this per line."""
+    path, root = Path(path), Path(root)
     cols = text.split()
     if len(cols) != 7:
         raise _fail(path, line_no, f"expected 7 columns ({_COLUMNS}), got {len(cols)}")
@@ -177,15 +194,54 @@ def _parse_line(
     return record
 
 
-def resolve_annotation_path(ann_file: str | Path, data_root: str | Path) -> Path:
-    """An annotation path as given on a command line: absolute, relative to the data root, or to the cwd."""
-    ann_file = Path(ann_file)
-    if ann_file.is_absolute():
-        return ann_file
-    in_root = Path(data_root) / ann_file
-    if in_root.is_file() or not ann_file.is_file():
-        return in_root
-    return ann_file
+def resolve_ann_files(
+    ann_files: Sequence[str | Path], data_roots: Sequence[str | Path], flag: str = "annotation files"
+) -> tuple[list[str], list[str]]:
+    """Pair annotation files with data roots and find each file; the one resolver every tool uses.
+
+    ``data_roots`` is one root for all files or one per file. A file is taken as given (absolute, or
+    relative to the current directory) when it exists there, else inside its data root
+    (``--train-ann-files train.txt --train-data-roots DIR`` finds ``DIR/train.txt``). ``flag`` names
+    the option in error messages.
+    """
+    ann_files, data_roots = list(ann_files), list(data_roots)
+    if not ann_files:
+        return [], []
+    if len(data_roots) == 1 and len(ann_files) > 1:
+        data_roots = data_roots * len(ann_files)
+    if len(data_roots) != len(ann_files):
+        raise AnnotationError(
+            f"{flag}: {len(ann_files)} annotation files but {len(data_roots)} data roots "
+            "(give one data root per annotation file, or one for all)"
+        )
+    resolved = []
+    for ann, root in zip(ann_files, data_roots, strict=True):
+        if not Path(root).is_dir():
+            raise AnnotationError(f"{flag}: data root {root}: no such directory")
+        path = Path(ann)
+        if not path.is_file() and not path.is_absolute():
+            path = Path(root) / ann
+        if not path.is_file():
+            raise AnnotationError(f"{flag}: {ann}: no such annotation file (nor {Path(root) / ann})")
+        resolved.append(str(path))
+    return resolved, [str(r) for r in data_roots]
+
+
+def check_labels(records: Iterable[VideoRecord], num_classes: int, origin: str) -> None:
+    """The one label check: every label id must name one of ``num_classes`` classes, which come from
+    ``origin`` (a label map, the given class names, the training set); names FILE:LINE otherwise."""
+    for r in records:
+        if not 0 <= r.label < num_classes:
+            raise AnnotationError(
+                f"{r.where}: label_id {r.label} is out of range: {origin} has {num_classes} classes "
+                f"(ids 0..{num_classes - 1})"
+            )
+
+
+def unused_labels(records: Iterable[VideoRecord], num_classes: int) -> list[int]:
+    """Class ids no record uses: with ids 0 and 5 only, 1..4 are classes the model never sees."""
+    used = {r.label for r in records}
+    return [i for i in range(num_classes) if i not in used]
 
 
 def read_label_map(path: str | Path) -> list[str]:
@@ -193,7 +249,7 @@ def read_label_map(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise AnnotationError(f"{path}: label map not found")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding=ENCODING).splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
     names: list[str] = []

@@ -27,15 +27,24 @@ from torch.utils.data import Dataset
 from .annotations import (
     AnnotationError,
     VideoRecord,
+    check_labels,
     parse_annotation_file,
     read_label_map,
-    resolve_annotation_path,
+    resolve_ann_files,
 )
 from .crossnorm import MEAN_STD_LIST, read_mean_std_list
 from .sampling import sample_clip_indices
 from .transforms import EvalTransform, TrainTransform
 
-__all__ = ["FrameReadError", "RawFrameDataset", "load_frames", "worker_init_fn", "LABEL_MAP"]
+__all__ = [
+    "FrameReadError",
+    "RawFrameDataset",
+    "decode_frame_data",
+    "jpeg_is_complete",
+    "load_frames",
+    "worker_init_fn",
+    "LABEL_MAP",
+]
 
 LABEL_MAP = "label_map.txt"
 SPLITS = ("train", "val", "test")
@@ -45,18 +54,55 @@ log = logging.getLogger(__name__)
 class FrameReadError(AnnotationError):
     """A frame file that cannot be read; names the file and the annotation line that asked for it."""
 
+    _WORKER_PREFIX = "Caught FrameReadError in DataLoader worker"
 
-def _imread_rgb(path: str) -> np.ndarray | None:
-    if hasattr(cv2, "IMREAD_COLOR_RGB"):  # OpenCV >= 4.11 decodes straight to RGB
-        return cv2.imread(path, cv2.IMREAD_COLOR_RGB)
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    def __init__(self, message: str) -> None:
+        # A DataLoader worker's exception is re-raised in the main process as
+        # FrameReadError("Caught FrameReadError in DataLoader worker process N.\nOriginal Traceback ...
+        # \n<module>.FrameReadError: <message>\n"): keep the one-line message the worker raised.
+        if message.startswith(self._WORKER_PREFIX):
+            message = message.rstrip().rsplit("\n", 1)[-1].split(": ", 1)[-1]
+        super().__init__(message)
+
+
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+# Bytes some writers pad a JPEG with after its end-of-image marker.
+JPEG_PADDING = b"\x00\xff\r\n "
+
+
+def jpeg_is_complete(data: bytes) -> bool:
+    """Whether a JPEG file's bytes end with the end-of-image marker (padding after it allowed).
+
+    OpenCV decodes a truncated JPEG (a partial copy) with only a "Premature end of JPEG file" warning
+    on stderr and fills the missing rows with grey; the missing marker is how such a file is caught,
+    from the file's tail alone. Other formats (PNG frames) are not checked here.
+    """
+    if not data.startswith(JPEG_START):
+        return True
+    return data[-1024:].rstrip(JPEG_PADDING).endswith(JPEG_END)
+
+
+def decode_frame_data(data: bytes, flags: int | None = None) -> np.ndarray | str:
+    """Decode a frame file's bytes as RGB (or with OpenCV ``flags``); a string says why it cannot be."""
+    if not jpeg_is_complete(data):
+        return "is truncated (no JPEG end-of-image marker: a partial copy?)"
+    buffer = np.frombuffer(data, np.uint8)
+    if flags is not None:
+        image = cv2.imdecode(buffer, flags)
+    elif hasattr(cv2, "IMREAD_COLOR_RGB"):  # OpenCV >= 4.11 decodes straight to RGB
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR_RGB)
+    else:
+        bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+        image = None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return "cannot be decoded" if image is None else image
 
 
 def load_frames(record: VideoRecord, indices: Sequence[int]) -> list[np.ndarray]:
     """Decode the 1-based frames ``indices`` of a record as ``H x W x 3`` uint8 RGB arrays.
 
-    Each distinct frame is decoded once, so looped (padded) clips cost no extra decoding.
+    Each distinct frame is decoded once, so looped (padded) clips cost no extra decoding. A missing,
+    truncated or undecodable frame raises :class:`FrameReadError` naming the annotation line and the
+    file, never a silently grey frame.
     """
     decoded: dict[int, np.ndarray] = {}
     frames = []
@@ -65,11 +111,10 @@ def load_frames(record: VideoRecord, indices: Sequence[int]) -> list[np.ndarray]
         frame = decoded.get(index)
         if frame is None:
             path = record.frame_path(index)
-            frame = _imread_rgb(str(path))
-            if frame is None:
-                problem = "not found" if not path.is_file() else "cannot be decoded"
-                raise FrameReadError(f"{record.where}: frame file {path} {problem}")
-            decoded[index] = frame
+            result = decode_frame_data(path.read_bytes()) if path.is_file() else "not found"
+            if isinstance(result, str):
+                raise FrameReadError(f"{record.where}: frame file {path} {result}")
+            frame = decoded[index] = result
         frames.append(frame)
     return frames
 
@@ -97,7 +142,8 @@ class RawFrameDataset(Dataset):
     """Clips from raw frames, with the template's sampling and transforms for ``split``.
 
     Args:
-        ann_files: annotation files; relative paths are looked up in the matching data root first.
+        ann_files: annotation files: as given (relative to the current directory) when they exist, else
+            inside the matching data root (``annotations.resolve_ann_files``).
         data_roots: one data root per annotation file, or a single root for all of them.
         template: a loaded template dict (or a path to ``template.yaml``).
         split: ``train`` (random clip, augmentation) or ``val`` / ``test`` (centred clip, centre crop).
@@ -122,24 +168,17 @@ class RawFrameDataset(Dataset):
     ):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        ann_files, data_roots = list(ann_files), [Path(r) for r in data_roots]
         if not ann_files:
             raise AnnotationError("no annotation files given")
-        if len(data_roots) == 1 and len(ann_files) > 1:
-            data_roots = data_roots * len(ann_files)
-        if len(data_roots) != len(ann_files):
-            raise AnnotationError(
-                f"got {len(ann_files)} annotation files but {len(data_roots)} data roots "
-                "(give one data root per annotation file, or one for all)"
-            )
+        files, roots = resolve_ann_files(ann_files, data_roots)
         self.template = _as_template(template)
         self.split = split
-        self.data_roots = data_roots
-        self.ann_files = [resolve_annotation_path(a, r) for a, r in zip(ann_files, data_roots, strict=True)]
+        self.data_roots = [Path(r) for r in roots]
+        self.ann_files = [Path(f) for f in files]
         pattern = self.template["data"]["frame_pattern"]
 
         self.records: list[VideoRecord] = []
-        for source, (ann, root) in enumerate(zip(self.ann_files, data_roots, strict=True)):
+        for source, (ann, root) in enumerate(zip(self.ann_files, self.data_roots, strict=True)):
             records = parse_annotation_file(ann, root, pattern, check_frames=check_frames, source=source)
             if not records:
                 raise AnnotationError(f"{ann}: no samples")
@@ -150,12 +189,7 @@ class RawFrameDataset(Dataset):
             self.class_names = [str(i) for i in range(max(r.label for r in self.records) + 1)]
         else:
             origin = "the given class names" if class_names is not None else LABEL_MAP
-            for r in self.records:
-                if r.label >= len(self.class_names):
-                    raise AnnotationError(
-                        f"{r.where}: label_id {r.label} is out of range: {origin} has "
-                        f"{len(self.class_names)} classes (ids 0..{len(self.class_names) - 1})"
-                    )
+            check_labels(self.records, len(self.class_names), origin)
 
         inp = self.template["input"]
         self.clip_len = int(inp["clip_len"])

@@ -8,6 +8,11 @@ video interrupted half way leaves only a temporary folder, which the rerun remov
 A video that cannot be opened, decodes no frame, or decodes clearly fewer frames than its container
 promises (a truncated or corrupt file) is reported by name and skipped; the others go on. The frame
 count written to the annotation is the number of frames OpenCV actually decoded.
+
+A job may keep only a time range of its video (a Kinetics row's ``time_start..time_end``): frames are
+counted from the start (the frame index is time x fps) and only those of the range are written, so the
+cut is exact to the frame whatever the container's seeking. A dump is redone when its video, time
+range or short side changed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ __all__ = [
     "VideoJob",
     "VideoResult",
     "DumpSummary",
+    "dump_jobs",
     "frame_dir_name",
     "dump_video",
     "dump_videos",
@@ -56,6 +62,7 @@ class VideoJob:
     video: Path  # the video file
     frame_dir: Path  # <output_dir>/rawframes/<rel_dir>
     rel_dir: str
+    time_range: tuple[float, float] | None = None  # seconds [start, end) to keep; None: the whole video
 
 
 @dataclass(frozen=True)
@@ -100,13 +107,16 @@ def _video_stamp(video: Path) -> dict:
     return {"video_bytes": st.st_size, "video_mtime_ns": st.st_mtime_ns}
 
 
-def _read_marker(frame_dir: Path, video: Path) -> dict | None:
+def _read_marker(job: VideoJob, short_side: int | None) -> dict | None:
     """The marker of a complete, up-to-date frame folder, else ``None``."""
+    frame_dir, video = job.frame_dir, job.video
     try:
         meta = json.loads((frame_dir / DONE_MARKER).read_text(encoding="utf-8"))
         if (
             meta.get("video_bytes") != video.stat().st_size
             or meta.get("video_mtime_ns") != video.stat().st_mtime_ns
+            or meta.get("time_range") != (list(job.time_range) if job.time_range else None)
+            or meta.get("short_side") != short_side
         ):
             return None
         last = frame_dir / meta["frame_pattern"].format(meta["frames"])
@@ -116,12 +126,21 @@ def _read_marker(frame_dir: Path, video: Path) -> dict | None:
 
 
 def _resize_short(frame: np.ndarray, short_side: int) -> np.ndarray:
+    """Shrink a frame so its short side is ``short_side`` pixels; a smaller frame is kept as it is
+    (enlarging would cost disk and decoding time and add nothing: training resizes clips itself).
+
+    Halving with INTER_AREA (its fast integer path, anti-aliased) while the frame is over twice too
+    big, then INTER_LINEAR to the exact size, is several times faster than one INTER_AREA resize by a
+    non-integer factor (768 x 576 to 341 x 256: 0.6 ms against 2.2 ms) and within about 1.5 grey levels.
+    """
     h, w = frame.shape[:2]
-    scale = short_side / min(h, w)
-    if scale == 1.0:
+    if min(h, w) <= short_side:
         return frame
+    scale = short_side / min(h, w)
     size = (int(w * scale + 0.5), int(h * scale + 0.5))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    while min(frame.shape[:2]) >= 2 * short_side:
+        frame = cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
 
 
 def _write_frame(path: Path, frame: np.ndarray, quality: int) -> None:
@@ -154,7 +173,7 @@ def dump_video(
     video, frame_dir = job.video, job.frame_dir
     if not video.is_file():
         return VideoResult(job.rel_dir, "failed", error=f"video file {video} not found")
-    meta = _read_marker(frame_dir, video)
+    meta = _read_marker(job, short_side)
     if meta is not None:
         return VideoResult(
             job.rel_dir, "skipped", meta["frames"], meta["fps"], fps_guessed=meta.get("fps_guessed", False)
@@ -165,13 +184,14 @@ def dump_video(
     tmp = frame_dir.parent / f"{TMP_PREFIX}{frame_dir.name}.{os.getpid()}"
     tmp.mkdir()
     try:
-        frames, fps, guessed = _decode_to(video, tmp, short_side, quality, frame_pattern)
+        frames, fps, guessed = _decode_to(video, tmp, short_side, quality, frame_pattern, job.time_range)
         marker = {
             "frames": frames,
             "fps": fps,
             "fps_guessed": guessed,
             "frame_pattern": frame_pattern,
             "short_side": short_side,
+            "time_range": list(job.time_range) if job.time_range else None,
             "video": str(video),
             **_video_stamp(video),
         }
@@ -206,31 +226,50 @@ def _decode_to(
     short_side: int | None,
     quality: int,
     frame_pattern: str,
+    time_range: tuple[float, float] | None = None,
 ) -> tuple[int, float, bool]:
     cap = cv2.VideoCapture(str(video))
     try:
         if not cap.isOpened():
             raise VideoError("cannot open the video (unreadable or corrupt file)")
         fps = cap.get(cv2.CAP_PROP_FPS)
+        guessed = not (np.isfinite(fps) and fps > 0)
+        fps = DEFAULT_FPS if guessed else float(fps)
         promised = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        count = 0
-        while True:
+        first, stop = 0, None  # decoded frames first .. stop - 1 are kept
+        if time_range is not None:
+            first, stop = round(time_range[0] * fps), round(time_range[1] * fps)
+        seen = count = 0
+        while stop is None or seen < stop:
+            if seen < first:  # before the time range: demux and decode, but skip the conversion
+                if not cap.grab():
+                    break
+                seen += 1
+                continue
             ok, frame = cap.read()
             if not ok:
                 break
+            seen += 1
             count += 1
             if short_side:
                 frame = _resize_short(frame, short_side)
             _write_frame(out_dir / frame_pattern.format(count), frame, quality)
     finally:
         cap.release()
+    if count == 0 and time_range is not None and seen <= first:
+        raise VideoError(
+            f"the time range {time_range[0]:g}..{time_range[1]:g} s starts after the video's end ({seen} frames)"
+        )
     if count == 0:
         raise VideoError("no frame could be decoded (corrupt file?)")
     # Containers may over-count by a frame; a truncated file decodes far fewer frames than promised.
-    if promised > 0 and count + max(2, promised // 50) < promised:
-        raise VideoError(f"truncated or corrupt: decoded {count} of the {promised} frames the file promises")
-    guessed = not (np.isfinite(fps) and fps > 0)
-    return count, (DEFAULT_FPS if guessed else float(fps)), guessed
+    if promised > 0:
+        expected = min(promised, stop) - first if stop is not None else promised
+        if count + max(2, promised // 50) < expected:
+            raise VideoError(
+                f"truncated or corrupt: decoded {count} of the {expected} frames the file promises"
+            )
+    return count, fps, guessed
 
 
 def _init_worker() -> None:
@@ -284,8 +323,7 @@ def dump_videos(
             owner[rel_dir] = (rel_video, ann, line)
             jobs[rel_dir] = VideoJob(videos_dir / rel_video, output_dir / "rawframes" / rel_dir, rel_dir)
 
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    results = _run(list(jobs.values()), workers, short_side, quality, frame_pattern, progress)
+    results = dump_jobs(list(jobs.values()), workers, short_side, quality, frame_pattern, progress)
 
     written = []
     for _, out, items in lists:
@@ -306,24 +344,31 @@ def dump_videos(
     )
 
 
-def _run(
+def dump_jobs(
     jobs: list[VideoJob],
-    workers: int,
-    short_side: int | None,
-    quality: int,
-    frame_pattern: str,
-    progress: bool,
+    workers: int = 1,
+    short_side: int | None = None,
+    quality: int = 90,
+    frame_pattern: str = "{:05d}.jpg",
+    progress: bool = True,
+    desc: str = "dump_frames",
 ) -> dict[str, VideoResult]:
+    """Dump the jobs (``workers`` processes), skipping finished ones; results by ``rel_dir``."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     results: dict[str, VideoResult] = {}
-    bar = tqdm(total=len(jobs), desc="dump_frames", unit="video", disable=not progress)
+    bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress)
     try:
         if workers <= 1:
             for job in jobs:
                 results[job.rel_dir] = dump_video(job, short_side, quality, frame_pattern)
                 bar.update()
         else:
+            # Largest videos first: a long video started last would leave the other workers idle at the end.
+            by_size = sorted(
+                jobs, key=lambda j: j.video.stat().st_size if j.video.is_file() else 0, reverse=True
+            )
             with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-                futures = {pool.submit(dump_video, j, short_side, quality, frame_pattern): j for j in jobs}
+                futures = {pool.submit(dump_video, j, short_side, quality, frame_pattern): j for j in by_size}
                 try:
                     for future in as_completed(futures):
                         job = futures[future]

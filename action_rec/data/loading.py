@@ -1,8 +1,12 @@
-"""From annotation files and data roots to checked datasets and DataLoaders (training, eval, export)."""
+"""From annotation files and data roots to checked datasets and DataLoaders (training, eval, export).
+
+Annotation paths are found by :func:`action_rec.data.annotations.resolve_ann_files` and labels checked
+by :func:`action_rec.data.annotations.check_labels` (both re-exported here): one rule each for every tool.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import logging
 from typing import Any
 
 import torch
@@ -10,46 +14,45 @@ from torch.utils.data import DataLoader
 
 from action_rec.errors import UserError
 
+from .annotations import check_labels as check_record_labels
+from .annotations import resolve_ann_files, unused_labels
+
 __all__ = ["DataError", "resolve_ann_files", "check_labels", "build_datasets", "make_loader"]
+
+log = logging.getLogger(__name__)
 
 
 class DataError(UserError):
     """Training data that cannot be used (empty set, label beyond the class count, ...)."""
 
 
-def resolve_ann_files(ann_files: list[str], data_roots: list[str], flag: str) -> tuple[list[str], list[str]]:
-    """Pair annotation files with data roots (one root for all files, or one per file); a file not found
-    as given is looked for inside its data root (``--train-ann-files train.txt --train-data-roots DIR``)."""
-    if not ann_files:
-        return [], []
-    if len(data_roots) == 1 and len(ann_files) > 1:
-        data_roots = data_roots * len(ann_files)
-    if len(data_roots) != len(ann_files):
-        raise DataError(
-            f"{flag}: {len(ann_files)} annotation file(s) but {len(data_roots)} data root(s); "
-            "give one root, or one per file"
-        )
-    resolved = []
-    for ann, root in zip(ann_files, data_roots, strict=True):
-        path = Path(ann)
-        if not path.is_file() and (Path(root) / ann).is_file():
-            path = Path(root) / ann
-        if not path.is_file():
-            raise DataError(f"{flag}: {ann}: no such annotation file (nor {Path(root) / ann})")
-        if not Path(root).is_dir():
-            raise DataError(f"{flag}: data root {root}: no such directory")
-        resolved.append(str(path))
-    return resolved, [str(r) for r in data_roots]
-
-
 def check_labels(dataset: Any, num_classes: int, flag: str) -> None:
-    """Every label of `dataset` must be a class of the training set; names FILE:LINE otherwise."""
-    for record in dataset.records:
-        if not 0 <= int(record.label) < num_classes:
-            raise DataError(
-                f"{record.where}: label {record.label} is beyond the {num_classes} classes of the training set "
-                f"(ids 0..{num_classes - 1}) [{flag}]"
-            )
+    """Every label of `dataset` must be a class of the training set (the one label check, for a dataset)."""
+    check_record_labels(dataset.records, num_classes, f"the training set [{flag}]")
+
+
+def _check_quickly(dataset: Any, flag: str) -> None:
+    """The cheap part of ``tools/check_dataset.py`` (one folder listing per video), before training."""
+    from .check import quick_problems
+
+    problems = quick_problems(dataset.records)
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise DataError(f"{problems[0]}{more} [{flag}; tools/check_dataset.py lists them all]")
+
+
+def _warn_unused_classes(dataset: Any) -> None:
+    unused = unused_labels(dataset.records, dataset.num_classes)
+    if unused:
+        names = ", ".join(f"{i} ({dataset.class_names[i]})" for i in unused[:20])
+        log.warning(
+            "%d of the %d classes have no training clip: %s%s. The model gets an output for each and never "
+            "learns it; remove them from label_map.txt and renumber the label ids, or add clips.",
+            len(unused),
+            dataset.num_classes,
+            names,
+            " ..." if len(unused) > 20 else "",
+        )
 
 
 def build_datasets(
@@ -72,6 +75,8 @@ def build_datasets(
     train_set = RawFrameDataset(train_files, train_roots, template, split="train", normalize=normalize)
     if len(train_set) == 0:
         raise DataError(f"{', '.join(train_files)}: the training set is empty (no clips)")
+    _check_quickly(train_set, "--train-ann-files")
+    _warn_unused_classes(train_set)
     val_set = None
     val_files, val_roots = resolve_ann_files(val_ann_files, val_data_roots, "--val-ann-files")
     if val_files:
@@ -86,6 +91,7 @@ def build_datasets(
         if len(val_set) == 0:
             raise DataError(f"{', '.join(val_files)}: the validation set is empty (no clips)")
         check_labels(val_set, train_set.num_classes, "--val-ann-files")
+        _check_quickly(val_set, "--val-ann-files")
     return train_set, val_set
 
 
