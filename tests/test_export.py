@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from action_rec.export.cli import main as export_main
+from action_rec.export.runtime import available_hints
 from action_rec.models import build_model
 from action_rec.templates import apply_overrides, load_template
 
@@ -169,13 +170,19 @@ def test_fp16_int8_and_accuracy_on_calibration_clips(tmp_path, checkpoints, synt
     assert acc["clips"] == 12  # the whole (tiny) validation set
     printed = capsys.readouterr().out
     assert "Top-1 accuracy on 12 calibration clips" in printed and "INT8" in printed and "FP16" in printed
-    # The FP32 IR's top-1 equals PyTorch's on the same clips (printed table: pytorch / FP32 rows).
+    # The FP32 IR's top-1 in f32 equals PyTorch's on the same clips (printed table: pytorch / FP32 rows,
+    # columns f32 and OpenVINO's defaults).
     rows = {
-        line.split()[0]: float(line.split()[1])
+        line.split()[0]: [float(v.rstrip("%")) for v in line.split()[1:3] if v.endswith("%")]
         for line in printed.splitlines()
         if line.startswith("  ") and "%" in line
     }
-    assert rows["FP32"] == rows["pytorch"]
+    assert rows["FP32"][0] == rows["pytorch"][0]
+    assert set(rows) == {"pytorch", "FP32", "FP16", "INT8"} and all(len(rows[k]) == 2 for k in ("FP32", "INT8"))
+    # Every written IR was compiled under OpenVINO's defaults and each hint this CPU has, and says so.
+    for m in (meta, meta8):
+        assert set(m["verification"]["compiles_with"]) == set(available_hints())
+    assert set(acc["this_model"]) == {"f32", "default"}
     # An INT8 IR that runs and gives probabilities close to FP32's.
     diff, _ = _compare(out / "model_int8.xml", checkpoints[arch], arch)
     assert diff < 0.5
