@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_model import train_tiny_model
 
 from action_rec.data.synthetic import make_synthetic_dataset
 
@@ -38,6 +39,13 @@ def real_data_dir() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real clips not found at {REAL_DATA}")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The tiny model of tiny_model.py, trained on its synthetic video and exported to FP32 and INT8
+    IRs (do not modify its files: the whole session shares them)."""
+    return train_tiny_model(tmp_path_factory.mktemp("tiny_model"), int8=True)
 
 
 def _load(name: str) -> dict:
