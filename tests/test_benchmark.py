@@ -17,7 +17,8 @@ FAST = ["--runs", "3", "--seconds", "0.2"]
 def test_every_ir_and_hint_is_measured(trained, tmp_path, capsys):
     out = tmp_path / "bench.json"
     args = ["--model", str(trained["xml"]), "--video", str(trained["video"]), "--frames", "60", *FAST]
-    assert main([*args, "--requests", "3", "--json", str(out)]) == 0
+    args += ["--requests", "3", "--json", str(out), "--plot", str(tmp_path / "bench.png")]
+    assert main(args) == 0
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
     hints = available_hints(benchmark.cpu_capabilities(benchmark.ov.Core()))
@@ -31,9 +32,8 @@ def test_every_ir_and_hint_is_measured(trained, tmp_path, capsys):
         assert (cell["frame_ms"]["frames"], cell["frame_ms"]["windows"]) == (60, 6)
         assert all(cell["frame_ms"][k] > 0 for k in ("decode", "preprocess", "inference", "draw"))
         assert cell["throughput"]["requests"] == 3 and cell["throughput"]["clips_per_s"] > 0
-    assert report["command"].endswith(
-        "tools/benchmark.py " + " ".join([*args, "--requests", "3", "--json", str(out)])
-    )
+    assert report["command"].endswith("tools/benchmark.py " + " ".join(args))
+    assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG")
     assert "command: " + report["command"] in printed
     assert sum(line.startswith(("FP32 ", "INT8 ")) for line in printed.splitlines()) == 2 * len(hints)
 

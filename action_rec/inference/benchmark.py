@@ -1,7 +1,7 @@
 """What an exported model costs end to end on this CPU, for each IR beside it and each precision hint.
 
     python tools/benchmark.py --model export/model.xml [--video clip.mp4] [--hints default f32 bf16]
-        [--requests N] [--threads N] [--runs 20] [--frames 300] [--seconds 5] [--json out.json]
+        [--requests N] [--threads N] [--runs 20] [--frames 300] [--seconds 5] [--json out.json] [--plot out.png]
 
 For each IR (model.xml = FP32, model_int8.xml = INT8 when it is there) and each hint ("default":
 compiled with no settings at all, as a plain OpenVINO client does, bf16 on CPUs that have it; "f32";
@@ -38,7 +38,7 @@ import openvino as ov
 from tqdm import tqdm
 
 from action_rec.errors import UserError, run_cli
-from action_rec.fileio import atomic_write
+from action_rec.fileio import atomic_path, atomic_write
 from action_rec.inference.demo import draw_overlay
 from action_rec.inference.model import ExportedModel
 from action_rec.inference.recognizer import Recognizer
@@ -223,6 +223,36 @@ def format_table(cells: list[Cell], stride: int) -> str:
     return "\n".join(rows)
 
 
+def plot_frame_costs(cells: list[Cell], path: Path, title: str) -> Path:
+    """Stacked bars of the per-source-frame cost (decode, preprocess, inference share, draw) per cell."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = ("decode", "preprocess", "inference", "draw")
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(cells) + 1.5))
+    labels = [f"{c.variant} {c.hint}" for c in cells]
+    for row, cell in enumerate(cells):
+        left = 0.0
+        for k, part in enumerate(parts):
+            width = cell.frame_ms.get(part, 0.0)
+            ax.barh(row, width, left=left, color=f"C{k}", label=part if row == 0 else None)
+            left += width
+        if cell.error:
+            ax.text(0, row, "  does not compile", va="center", fontsize=8)
+    ax.set_yticks(range(len(cells)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per source frame")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _default_video(work: Path, meta_input: dict[str, Any]) -> Path:
     for video in DEFAULT_VIDEOS:
         if video.is_file():
@@ -255,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
     p.add_argument("--device", default="CPU", help="OpenVINO device")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--plot", type=Path, help="also draw the per-frame costs here (.png)")
     return p
 
 
@@ -325,4 +356,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         }
         atomic_write(args.json, json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")
+    if args.plot:
+        plot_frame_costs(cells, args.plot, f"{args.model.parent.name}: {meta_input['shape']}, {cpu}")
+        print(f"wrote {args.plot}")
     return 0
