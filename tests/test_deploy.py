@@ -148,6 +148,22 @@ def test_threshold_and_no_action_classes(trained, package, tmp_path):
     ]
 
 
+def test_a_live_source_never_waits_for_the_model(trained, package, monkeypatch, tmp_path):
+    """A camera or stream runs its windows asynchronously and skips those due while the model is busy;
+    the windows it runs get the labels that a file run gives them."""
+    script = _load_script(package / "recognize.py")
+    open_file = script.open_input
+    monkeypatch.setattr(script, "open_input", lambda spec: (open_file(spec)[0], True))  # "live"
+    args = ["--input", str(trained["video"]), "--no-show", "--hint", "f32", "--stride", "1"]
+    assert script.main([*args, "--json", str(tmp_path / "live.json")]) == 0
+    live = json.loads((tmp_path / "live.json").read_text())
+    expected = recognize_video(trained["xml"], trained["video"], stride=1, progress=False)
+    by_frame = {e["frame"]: (e["start_frame"], e["window_label"]) for e in expected}
+    assert live["windows"]
+    assert all(by_frame[e["frame"]] == (e["start_frame"], e["window_label"]) for e in live["windows"])
+    assert len(live["windows"]) + live["windows_skipped"] == len(expected)
+
+
 # ----------------------------------------------------------- a fresh venv with only requirements.txt
 @pytest.fixture(scope="session")
 def fresh_venv(tmp_path_factory) -> Path:

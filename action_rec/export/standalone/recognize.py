@@ -237,37 +237,28 @@ def run(args: argparse.Namespace) -> dict:
     label = Labeller(meta, args.average, args.top_k, args.threshold)
     request = compiled.create_infer_request()
     entries: list[dict] = []
-    pending = None  # live sources: (frame, start, started) of the window in flight
+    pending = None  # live sources: (end frame, start frame, start time) of the window in flight
     shown, index, skipped = None, 0, 0
+
+    def finish(end: int, start: int, started: float, scores: np.ndarray) -> dict:
+        entries.append(label(scores, end, start, fps, (time.perf_counter() - started) * 1e3))
+        return entries[-1]
+
     try:
         while True:
             ok, frame = capture.read()
             if not ok:
                 break
             clip = window.add(index, frame)
-            if pending is not None and request.wait_for(0):  # live: a finished window
-                end, start, started = pending
-                entries.append(
-                    label(
-                        request.get_output_tensor(0).data,
-                        end,
-                        start,
-                        fps,
-                        (time.perf_counter() - started) * 1e3,
-                    )
-                )
-                pending, shown = None, entries[-1]
+            if pending is not None and request.wait_for(0):  # live: the window in flight is done
+                shown, pending = finish(*pending, request.get_output_tensor(0).data), None
             if clip is not None and not live:  # a file: every window, in order (reproducible)
                 started = time.perf_counter()
-                scores = request.infer({0: clip})[0]
-                entries.append(
-                    label(scores, index, window.start_index, fps, (time.perf_counter() - started) * 1e3)
-                )
-                shown = entries[-1]
-            elif clip is not None and pending is None:  # live: never wait; skip a window while busy
+                shown = finish(index, window.start_index, started, request.infer({0: clip})[0])
+            elif clip is not None and pending is None:  # live: never wait for the model
                 request.start_async({0: clip})
                 pending = (index, window.start_index, time.perf_counter())
-            elif clip is not None:
+            elif clip is not None:  # live, the model still busy: this window is skipped
                 skipped += 1
             if not args.no_show:
                 cv2.imshow("recognize", draw(frame, shown))
@@ -276,12 +267,7 @@ def run(args: argparse.Namespace) -> dict:
             index += 1
         if pending is not None:
             request.wait()
-            end, start, started = pending
-            entries.append(
-                label(
-                    request.get_output_tensor(0).data, end, start, fps, (time.perf_counter() - started) * 1e3
-                )
-            )
+            finish(*pending, request.get_output_tensor(0).data)
     finally:
         capture.release()
         if not args.no_show:
