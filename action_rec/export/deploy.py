@@ -59,11 +59,17 @@ def _readme(meta: dict[str, Any], has_int8: bool) -> str:
         else f"every {inp['frame_interval']} source frame(s)"
     )
     no_action = meta.get("no_action") or {}
+    quiet = (
+        f"below an averaged score of {no_action.get('threshold')}, or when the best class is one of "
+        f"{no_action.get('classes') or []}"
+        if no_action.get("threshold") is not None or no_action.get("classes")
+        else "not set in model.json; `--threshold` sets one"
+    )
     int8 = "- `model_int8.xml`: INT8 (NNCF), faster; `--int8` picks it\n" if has_int8 else ""
     verification = meta.get("verification", {}).get("accuracy_top1")
     accuracy = (
         f"Top-1 on {verification['clips']} of your clips at export: {verification['this_model']:.2f} % "
-        f"(PyTorch {verification['pytorch']:.2f} %).\n"
+        f"(PyTorch {verification['pytorch']:.2f} %).\n\n"
         if verification
         else ""
     )
@@ -93,9 +99,9 @@ windows with the same label, `start_s`/`end_s` being the times of their first an
   crop {inp["size"]} x {inp["size"]}; `recognize.py` does all of it
 - output `{meta["output"]["name"]}` {meta["output"]["shape"]}: {meta["output"]["kind"]} scores;
   probabilities = softmax({meta["output"]["softmax_scale"]:g} * output)
-- no action: threshold {no_action.get("threshold")}, classes {no_action.get("classes") or "none"}
-{accuracy}
-Everything `recognize.py` knows about the model is in `model.json`.
+- "no action": {quiet}
+
+{accuracy}Everything `recognize.py` knows about the model is in `model.json`.
 
 ## Speed
 
