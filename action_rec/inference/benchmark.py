@@ -355,6 +355,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
             "cpu_count": os.cpu_count(),
             "machine": platform.machine(),
             "openvino": ov.get_version(),
+            "load_average": os.getloadavg()[0],
             "video": str(video),
             "stride": args.stride,
             "cells": [asdict(c) for c in cells],
