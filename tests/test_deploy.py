@@ -77,6 +77,7 @@ def test_package_holds_the_models_script_requirements_and_readme(trained, packag
     with zipfile.ZipFile(deploy.with_suffix(".zip")) as archive:
         assert sorted(archive.namelist()) == sorted(f"deploy/{n}" for n in shipped)
         assert archive.read("deploy/recognize.py") == (deploy / "recognize.py").read_bytes()
+    assert (deploy / "requirements.txt").read_text().split() == list(REQUIREMENTS)
     readme = (deploy / "README.md").read_text()
     assert all(name in readme for name in trained["class_names"]) and "[1, 3, 8, 32, 32]" in readme
     # The script imports nothing but the three requirements (and the standard library).
@@ -170,14 +171,13 @@ def test_a_live_source_never_waits_for_the_model(trained, package, monkeypatch, 
 
 
 # ----------------------------------------------------------- a fresh venv with only requirements.txt
-@pytest.fixture(scope="session")
-def fresh_venv(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module")
+def fresh_venv(package, tmp_path_factory) -> Path:
     """A virtual environment with only the package's requirements.txt installed (pip's cache makes it
     quick after the first time); skips when pip cannot reach a package index."""
     venv = tmp_path_factory.mktemp("deploy_venv") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    requirements = tmp_path_factory.mktemp("req") / "requirements.txt"
-    requirements.write_text("\n".join(REQUIREMENTS) + "\n")
+    requirements = package / "requirements.txt"
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     done = subprocess.run([*pip, "-r", str(requirements)], capture_output=True, text=True, timeout=900)
     if done.returncode != 0 and any(marker in done.stdout + done.stderr for marker in NETWORK_FAILURES):
