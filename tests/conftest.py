@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny synthetic dataset, the real clips, the model templates."""
+"""Shared fixtures: a tiny synthetic dataset, the real clips, the model templates, a tiny trained model."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny_model import train_tiny_model
 
 from action_rec.data.synthetic import make_synthetic_dataset
 
@@ -45,6 +44,8 @@ def real_data_dir() -> Path:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The tiny model of tiny_model.py, trained on its synthetic video and exported to FP32 and INT8
     IRs (do not modify its files: the whole session shares them)."""
+    from tiny_model import train_tiny_model  # here: sessions without this fixture never load OpenVINO
+
     return train_tiny_model(tmp_path_factory.mktemp("tiny_model"), int8=True)
 
 
