@@ -170,6 +170,32 @@ def test_a_live_source_never_waits_for_the_model(trained, package, monkeypatch, 
     assert len(live["windows"]) + live["windows_skipped"] == len(expected)
 
 
+def test_ctrl_c_ends_a_live_run_and_keeps_its_timeline(trained, package, monkeypatch, tmp_path, capsys):
+    script = _load_script(package / "recognize.py")
+    open_file = script.open_input
+
+    class Interrupted:  # a camera that the user stops with Ctrl-C after 60 frames
+        def __init__(self, spec):
+            self.capture, self.frames = open_file(spec)[0], 0
+
+        def read(self):
+            self.frames += 1
+            if self.frames > 60:
+                raise KeyboardInterrupt
+            return self.capture.read()
+
+        def __getattr__(self, name):
+            return getattr(self.capture, name)
+
+    monkeypatch.setattr(script, "open_input", lambda spec: (Interrupted(spec), True))
+    out = tmp_path / "live.json"
+    assert script.main(["--input", str(trained["video"]), "--no-show", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got["frames"] == 60 and got["windows"] and all(e["frame"] < 60 for e in got["windows"])
+    printed = capsys.readouterr().out
+    assert all(f"frame {e['frame']}: " in printed for e in got["windows"])  # each label as it comes
+
+
 # ----------------------------------------------------------- a fresh venv with only requirements.txt
 @pytest.fixture(scope="module")
 def fresh_venv(package, tmp_path_factory) -> Path:

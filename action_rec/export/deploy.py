@@ -87,7 +87,7 @@ venv/bin/python recognize.py --input rtsp://camera/stream                 # a ne
 Options: `--int8` (the INT8 model), `--threshold 0.6` (below this averaged score the window is
 "no action"; 0 never), `--stride 8` (frames between two windows), `--average 3` (windows averaged),
 `--hint default|f32|bf16` (CPU execution precision; default is OpenVINO's own, bf16 on CPUs that have
-it), `--device`. `--json` writes every window (label, score, top-k, latency) and the segments: runs of
+it), `--device`. q, Esc or Ctrl-C stops a camera or stream. `--json` writes every window (label, score, top-k, latency) and the segments: runs of
 windows with the same label, `start_s`/`end_s` being the times of their first and last windows' ends.
 
 ## The model

@@ -225,7 +225,7 @@ def draw(frame: np.ndarray, entry: dict | None) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Read the input to its end (or q / Esc); returns {"windows": [...], "segments": [...], ...}."""
+    """Read the input to its end (or q / Esc / Ctrl-C); returns {"windows": [...], "segments": [...], ...}."""
     xml = Path(args.model) if args.model else HERE / "model.xml"
     if args.int8:
         xml = xml.with_name("model_int8.xml")
@@ -242,6 +242,10 @@ def run(args: argparse.Namespace) -> dict:
 
     def finish(end: int, start: int, started: float, scores: np.ndarray) -> dict:
         entries.append(label(scores, end, start, fps, (time.perf_counter() - started) * 1e3))
+        if live:  # a live run has no end to wait for: say each label as it comes
+            print(
+                f"frame {end}: {entries[-1]['label'] or NO_ACTION} ({entries[-1]['score']:.2f})", flush=True
+            )
         return entries[-1]
 
     try:
@@ -265,13 +269,15 @@ def run(args: argparse.Namespace) -> dict:
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                     break
             index += 1
-        if pending is not None:
-            request.wait()
-            finish(*pending, request.get_output_tensor(0).data)
+    except KeyboardInterrupt:  # Ctrl-C ends a run as q / Esc do: the timeline so far is kept
+        pass
     finally:
         capture.release()
         if not args.no_show:
             cv2.destroyAllWindows()
+    if pending is not None:
+        request.wait()
+        finish(*pending, request.get_output_tensor(0).data)
     if index == 0:
         raise RecognizeError(f"{args.input}: no frame could be decoded")
     return {
