@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny synthetic dataset, the real clips, the model templates."""
+"""Shared fixtures: a tiny synthetic dataset, the real clips, the model templates, a tiny trained model."""
 
 from __future__ import annotations
 
@@ -38,6 +38,15 @@ def real_data_dir() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real clips not found at {REAL_DATA}")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The tiny model of tiny_model.py, trained on its synthetic video and exported to FP32 and INT8
+    IRs (do not modify its files: the whole session shares them)."""
+    from tiny_model import train_tiny_model  # here: sessions without this fixture never load OpenVINO
+
+    return train_tiny_model(tmp_path_factory.mktemp("tiny_model"), int8=True)
 
 
 def _load(name: str) -> dict:

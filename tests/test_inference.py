@@ -10,29 +10,20 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from tiny_model import TEMPLATE, decode, tiny_template
 
 from action_rec.data.synthetic import CLASSES
 from action_rec.data.transforms import preprocess_clip
 from action_rec.export.metadata import frames_to_input, metadata_path
-from action_rec.export.pipeline import ExportOptions, export_module
 from action_rec.inference import ExportedModel, ModelError, SourceError, recognize_video, timeline_segments
 from action_rec.inference.demo import LiveDemo
 from action_rec.inference.preprocess import FramePreprocessor
 from action_rec.inference.stream import open_source
-from action_rec.inference.synthetic_video import make_synthetic_video, windows_inside_segments
+from action_rec.inference.synthetic_video import windows_inside_segments
 from action_rec.inference.window import ClipWindow, ScoreAverager
 from action_rec.templates import apply_overrides, load_template
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = ROOT / "model_templates" / "custom-action-recognition" / "s3d-rgb-mobilenet-v3" / "template.yaml"
-
-
-def tiny_template(**input_overrides) -> dict:
-    settings = {"clip_len": 8, "size": 32, "resize_short": 40, **input_overrides}
-    return apply_overrides(
-        load_template(TEMPLATE), [f"input.{k}={v}" for k, v in settings.items()] + ["model.head=linear"]
-    )
 
 
 # ------------------------------------------------------------------------------- sliding window
@@ -86,77 +77,7 @@ def test_frame_preprocessing_matches_the_evaluation_pipeline(fmt):
     np.testing.assert_allclose(window.clip(), expected, atol=1e-4)
 
 
-# --------------------------------------------------------------------- a tiny model, trained here
-class TinyMotionNet(nn.Module):
-    """Small enough to learn the windows of a short video in seconds; flattening keeps position and
-    time, so the order of the frames matters to it."""
-
-    def __init__(self, num_classes: int, clip_len: int = 8, size: int = 32) -> None:
-        super().__init__()
-        flat = 16 * ((clip_len + 1) // 2) * ((size + 3) // 4) ** 2
-        self.net = nn.Sequential(
-            nn.Conv3d(3, 8, 3, (1, 2, 2), 1), nn.BatchNorm3d(8), nn.ReLU(),
-            nn.Conv3d(8, 16, 3, 2, 1), nn.BatchNorm3d(16), nn.ReLU(),
-            nn.Flatten(), nn.Linear(flat, num_classes),
-        )  # fmt: skip
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def probabilities(self, scores: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(scores, dim=1)
-
-
-def _decode(path: Path) -> list[np.ndarray]:
-    cap, frames = cv2.VideoCapture(str(path)), []
-    while (frame := cap.read()[1]) is not None:
-        frames.append(frame)
-    cap.release()
-    return frames
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A synthetic video (left, then the same frames backwards, i.e. right; clockwise; left again), a
-    model trained on every window of it that lies inside one segment, exported to IR. The first two
-    segments hold the same frames, so only a window in the right time order gets them right."""
-    torch.manual_seed(0)
-    work = tmp_path_factory.mktemp("recognizer")
-    labels = [0, 1, 2, 0]
-    video = work / "synthetic.mp4"
-    truth = make_synthetic_video(video, labels, frames_per_segment=40, size=48, seed=3, reversed_pairs=True)
-    template = tiny_template()
-    span = template["input"]["clip_len"] * template["input"]["frame_interval"]
-    frames = [f[..., ::-1] for f in _decode(video)]
-    clips, targets = [], []
-    for seg in truth:
-        for start in range(seg["start"], seg["end"] - span + 1):
-            clips.append(
-                preprocess_clip(frames[start : start + span : template["input"]["frame_interval"]], template)
-            )
-            targets.append(seg["label"])
-    x, y = torch.stack(clips), torch.tensor(targets)
-    model = TinyMotionNet(3)
-    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-    for step in range(400):
-        model.train()
-        batch = torch.randint(0, len(x), (32,))
-        loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step % 20 == 19:
-            with torch.no_grad():
-                if (model.eval()(x).argmax(1) == y).all():
-                    break
-    model.eval()
-    with torch.no_grad():
-        assert (model(x).argmax(1) == y).float().mean() == 1.0, "the tiny model did not learn its windows"
-    names = [c.name for c in CLASSES[:3]]
-    export_module(model, template, names, work / "export", ExportOptions(progress=False), log=lambda *_: None)
-    return {"video": video, "truth": truth, "xml": work / "export" / "model.xml", "work": work}
-
-
+# ------------------------------------- the tiny model trained on a synthetic video (conftest `trained`)
 def test_timeline_matches_the_truth_on_the_synthetic_video(trained):
     entries = recognize_video(trained["xml"], trained["video"], stride=4, average=1, progress=False)
     inside = windows_inside_segments(entries, trained["truth"])
@@ -184,7 +105,7 @@ def test_demo_on_a_file_is_reproducible_and_draws_every_frame(trained, tmp_path)
     ]
     n = sum(s["end"] - s["start"] for s in trained["truth"])
     assert summary["frames_drawn"] == n and summary["windows_dropped"] == 0
-    assert len(_decode(out)) == n
+    assert len(decode(out)) == n
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
@@ -281,7 +202,7 @@ def test_trained_s3d_end_to_end(tmp_path, capsys):
     # PyTorch on exactly those windows (decoded frames, validation pipeline) gives the same labels.
     model = build_model(template, num_classes=len(truth)).eval()
     load_weights(model, result.latest, log=None)
-    frames = [f[..., ::-1] for f in _decode(video)]
+    frames = [f[..., ::-1] for f in decode(video)]
     torch_right = ir_right = 0
     with torch.no_grad():
         for entry, seg in inside:

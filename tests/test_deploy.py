@@ -1,0 +1,308 @@
+"""The deployment package: its files, its standalone recognize.py (same labels as our recognizer, and
+in a fresh virtual environment with only its requirements), the Open Model Zoo input contract, and
+one-line errors for an export dir, a model.json or a hint that does not fit."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openvino as ov
+import pytest
+from tiny_model import decode
+
+from action_rec.errors import UserError
+from action_rec.export.deploy import REQUIREMENTS, DeployError, build_deploy_package
+from action_rec.inference import recognize_video, timeline_segments, windows_inside_segments
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_FILES = ["model.bin", "model.json", "model.xml", "model_int8.bin", "model_int8.json", "model_int8.xml"]
+NETWORK_FAILURES = (
+    "NewConnectionError",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+    "No matching distribution found",
+    "Could not fetch URL",
+    "ConnectTimeout",
+)
+
+
+@pytest.fixture(scope="module")
+def package(trained, tmp_path_factory) -> Path:
+    """The deployment package of the tiny model's export (FP32 and INT8)."""
+    export = tmp_path_factory.mktemp("export")
+    for path in trained["xml"].parent.glob("model*"):
+        (export / path.name).write_bytes(path.read_bytes())
+    return build_deploy_package(export)
+
+
+def _recognize(python: str | None, script: Path, video: Path, out: Path, *extra: str) -> dict:
+    """Run the packaged script on `video` with its JSON timeline written to `out`: in this process
+    (python None: quicker), or as a user does with the given interpreter."""
+    args = ["--input", str(video), "--no-show", "--json", str(out), *extra]
+    if python is None:
+        assert _load_script(script).main(args) == 0
+    else:
+        env = {**os.environ, "PYTHONPATH": ""}
+        done = subprocess.run(
+            [python, str(script), *args], capture_output=True, text=True, timeout=300, env=env, cwd=out.parent
+        )
+        assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text())
+
+
+def _load_script(path: Path):
+    spec = importlib.util.spec_from_file_location("packaged_recognize", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------------------------ the package
+def test_package_holds_the_models_script_requirements_and_readme(trained, package):
+    deploy = package
+    assert deploy.name == "deploy"
+    shipped = ["README.md", *MODEL_FILES, "recognize.py", "requirements.txt"]
+    assert sorted(p.name for p in deploy.iterdir()) == sorted(shipped)
+    for name in MODEL_FILES:  # the exported files, unchanged
+        assert (deploy / name).read_bytes() == (trained["xml"].parent / name).read_bytes()
+    with zipfile.ZipFile(deploy.with_suffix(".zip")) as archive:
+        assert sorted(archive.namelist()) == sorted(f"deploy/{n}" for n in shipped)
+        assert archive.read("deploy/recognize.py") == (deploy / "recognize.py").read_bytes()
+    assert (deploy / "requirements.txt").read_text().split() == list(REQUIREMENTS)
+    readme = (deploy / "README.md").read_text()
+    assert all(name in readme for name in trained["class_names"]) and "[1, 3, 8, 32, 32]" in readme
+    # The script imports nothing but the three requirements (and the standard library).
+    script = (deploy / "recognize.py").read_text()
+    imports = {
+        line.split()[1].split(".")[0] for line in script.splitlines() if line.startswith(("import ", "from "))
+    }
+    assert imports - set(sys.stdlib_module_names) == {"cv2", "numpy", "openvino"}
+    assert not list(deploy.parent.glob(".deploy*"))  # no temporary folder left behind
+
+
+def test_requirements_have_the_lower_bounds_of_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in REQUIREMENTS:
+        assert requirement in project
+    assert [r.split(">=")[0] for r in REQUIREMENTS] == ["openvino", "opencv-python", "numpy"]
+
+
+def test_rebuilding_replaces_the_package(trained, tmp_path):
+    out = tmp_path / "pkg"
+    build_deploy_package(trained["xml"].parent, out)
+    (out / "stale.txt").write_text("from an earlier build")
+    assert build_deploy_package(trained["xml"].parent, out) == out
+    assert not (out / "stale.txt").exists() and (tmp_path / "pkg.zip").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg", "pkg.zip"]
+
+
+# ------------------------------------------------------------------ the script: same as ours
+@pytest.mark.parametrize("variant", ["model", "model_int8"])
+def test_packaged_script_gives_the_recognizers_labels(trained, package, tmp_path, variant):
+    """Window by window, the packaged script and action_rec's recognizer agree (both in f32)."""
+    xml = trained["xml"].with_name(f"{variant}.xml")
+    expected = recognize_video(xml, trained["video"], progress=False)
+    extra = ["--hint", "f32"] + (["--int8"] if variant == "model_int8" else [])
+    got = _recognize(None, package / "recognize.py", trained["video"], tmp_path / "t.json", *extra)
+    assert got["model"] == str(package / f"{variant}.xml")
+    keys = ("frame", "start_frame", "label", "window_label")
+    assert [tuple(e[k] for k in keys) for e in got["windows"]] == [
+        tuple(e[k] for k in keys) for e in expected
+    ]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(got["windows"], expected, strict=True)) < 1e-3
+    segments = [(s["label"], s["first_frame"], s["last_frame"]) for s in got["segments"]]
+    assert segments == [(s["label"], s["first_frame"], s["last_frame"]) for s in timeline_segments(expected)]
+
+
+def test_threshold_and_no_action_classes(trained, package, tmp_path):
+    """Below the threshold a window is "no action" and belongs to no segment; model.json's no_action
+    block sets the default, --threshold overrides it and 0 disables it."""
+    script, video = package / "recognize.py", trained["video"]
+    plain = _recognize(None, script, video, tmp_path / "a.json", "--hint", "f32")
+    scores = sorted({e["score"] for e in plain["windows"]})
+    threshold = (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2  # halfway between two windows
+    cut = _recognize(None, script, video, tmp_path / "b.json", "--hint", "f32", "--threshold", str(threshold))
+    for a, b in zip(plain["windows"], cut["windows"], strict=True):
+        assert b["no_action"] == (a["score"] < threshold)
+        assert b["label"] == (None if a["score"] < threshold else a["label"])
+    kept = {e["frame"] for e in cut["windows"] if not e["no_action"]}
+    assert {f for s in cut["segments"] for f in (s["first_frame"], s["last_frame"])} <= kept
+    assert sum(s["windows"] for s in cut["segments"]) == len(kept)
+
+    # A package whose model.json names a no-action class and a threshold; --threshold 0 turns it off.
+    pkg = build_deploy_package(trained["xml"].parent, tmp_path / "pkg")
+    meta = json.loads((pkg / "model.json").read_text())
+    meta["no_action"] = {"threshold": 0.99, "classes": [trained["class_names"][2]]}
+    (pkg / "model.json").write_text(json.dumps(meta))
+    quiet = _recognize(None, pkg / "recognize.py", video, tmp_path / "c.json", "--hint", "f32")
+    for a, b in zip(plain["windows"], quiet["windows"], strict=True):
+        assert b["no_action"] == (a["score"] < 0.99 or a["label"] == trained["class_names"][2])
+    off = _recognize(
+        None, pkg / "recognize.py", video, tmp_path / "d.json", "--hint", "f32", "--threshold", "0"
+    )
+    assert [e["label"] for e in off["windows"]] == [
+        None if e["label"] == trained["class_names"][2] else e["label"] for e in plain["windows"]
+    ]
+
+
+def test_a_live_source_never_waits_for_the_model(trained, package, monkeypatch, tmp_path):
+    """A camera or stream runs its windows asynchronously and skips those due while the model is busy;
+    the windows it runs get the labels that a file run gives them."""
+    script = _load_script(package / "recognize.py")
+    open_file = script.open_input
+    monkeypatch.setattr(script, "open_input", lambda spec: (open_file(spec)[0], True))  # "live"
+    args = ["--input", str(trained["video"]), "--no-show", "--hint", "f32", "--stride", "1"]
+    assert script.main([*args, "--json", str(tmp_path / "live.json")]) == 0
+    live = json.loads((tmp_path / "live.json").read_text())
+    expected = recognize_video(trained["xml"], trained["video"], stride=1, progress=False)
+    by_frame = {e["frame"]: (e["start_frame"], e["window_label"]) for e in expected}
+    assert live["windows"]
+    assert all(by_frame[e["frame"]] == (e["start_frame"], e["window_label"]) for e in live["windows"])
+    assert len(live["windows"]) + live["windows_skipped"] == len(expected)
+
+
+def test_ctrl_c_ends_a_live_run_and_keeps_its_timeline(trained, package, monkeypatch, tmp_path, capsys):
+    script = _load_script(package / "recognize.py")
+    open_file = script.open_input
+
+    class Interrupted:  # a camera that the user stops with Ctrl-C after 60 frames
+        def __init__(self, spec):
+            self.capture, self.frames = open_file(spec)[0], 0
+
+        def read(self):
+            self.frames += 1
+            if self.frames > 60:
+                raise KeyboardInterrupt
+            return self.capture.read()
+
+        def __getattr__(self, name):
+            return getattr(self.capture, name)
+
+    monkeypatch.setattr(script, "open_input", lambda spec: (Interrupted(spec), True))
+    out = tmp_path / "live.json"
+    assert script.main(["--input", str(trained["video"]), "--no-show", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got["frames"] == 60 and got["windows"] and all(e["frame"] < 60 for e in got["windows"])
+    printed = capsys.readouterr().out
+    assert all(f"frame {e['frame']}: " in printed for e in got["windows"])  # each label as it comes
+
+
+# ----------------------------------------------------------- a fresh venv with only requirements.txt
+@pytest.fixture(scope="module")
+def fresh_venv(package, tmp_path_factory) -> Path:
+    """A virtual environment with only the package's requirements.txt installed (pip's cache makes it
+    quick after the first time); skips when pip cannot reach a package index."""
+    venv = tmp_path_factory.mktemp("deploy_venv") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    requirements = package / "requirements.txt"
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    done = subprocess.run([*pip, "-r", str(requirements)], capture_output=True, text=True, timeout=900)
+    if done.returncode != 0 and any(marker in done.stdout + done.stderr for marker in NETWORK_FAILURES):
+        pytest.skip(f"pip cannot reach a package index: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    assert done.returncode == 0, done.stderr
+    return venv / "bin" / "python"
+
+
+def test_packaged_script_in_a_fresh_venv_recognizes_the_video(trained, package, fresh_venv, tmp_path):
+    """No torch, no action_rec: the package alone, as a user runs it (OpenVINO's default settings)."""
+    probe = subprocess.run([str(fresh_venv), "-c", "import torch"], capture_output=True, env={}, cwd=tmp_path)
+    assert probe.returncode != 0  # the venv really lacks PyTorch
+    probe = subprocess.run(
+        [str(fresh_venv), "-c", "import action_rec"], capture_output=True, env={}, cwd=tmp_path
+    )
+    assert probe.returncode != 0
+    got = _recognize(str(fresh_venv), package / "recognize.py", trained["video"], tmp_path / "t.json")
+    inside = windows_inside_segments(got["windows"], trained["truth"])
+    assert len(inside) >= 8
+    assert [e["window_label"] for e, _ in inside] == [seg["name"] for _, seg in inside]
+    assert [s["label"] for s in got["segments"] if s["windows"] >= 4] == [s["name"] for s in trained["truth"]]
+
+
+# -------------------------------------------------------------------- the Open Model Zoo contract
+def _omz_clip(frames_bgr: list[np.ndarray], size: int, img_scale: int) -> np.ndarray:
+    """What Open Model Zoo's gesture-recognition ActionRecognizer feeds a `1 x 3 x T x H x W` model,
+    written from its documented steps: the central square of the person box (here the whole frame)
+    of side size / img_scale of the box's short side, resized to the input size, BGR -> RGB, planar
+    float 0-255, stacked along time."""
+    h, w = frames_bgr[0].shape[:2]
+    side = int(size / img_scale * min(h, w))
+    x0, y0 = int(w / 2 - side / 2), int(h / 2 - side / 2)
+    planes = []
+    for frame in frames_bgr:
+        roi = cv2.resize(frame[y0 : y0 + side, x0 : x0 + side], (size, size))
+        planes.append(cv2.cvtColor(roi, cv2.COLOR_BGR2RGB).transpose(2, 0, 1).astype(np.float32))
+    return np.stack(planes)[None].transpose(0, 2, 1, 3, 4)
+
+
+@pytest.mark.parametrize("variant", ["model", "model_int8"])
+def test_open_model_zoo_client_gets_our_labels(trained, variant):
+    """FP32 and INT8 IRs driven as Open Model Zoo's demo does (its crop, default compile settings,
+    raw output) name the same class as our recognizer in every window that lies inside one segment."""
+    xml = trained["xml"].with_name(f"{variant}.xml")
+    meta = json.loads(xml.with_suffix(".json").read_text())
+    inp = meta["input"]
+    assert (inp["format"], inp["layout"], inp["channel_order"]) == ("rgb255", "NCTHW", "RGB")
+    assert meta["output"]["kind"] in ("cosine", "logits")
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(xml), "CPU")  # OpenVINO's defaults, as the demo does
+    frames = decode(trained["video"])
+    ours = recognize_video(xml, trained["video"], stride=4, average=1, progress=False)
+    inside = windows_inside_segments(ours, trained["truth"])
+    assert len(inside) >= 8
+    for entry, _ in inside:
+        window = frames[entry["start_frame"] : entry["frame"] + 1 : inp["frame_interval"]]
+        raw = compiled(_omz_clip(window, inp["size"], inp["resize_short"]))[0][0]
+        assert meta["class_names"][int(np.argmax(raw))] == entry["window_label"], entry["frame"]
+
+
+# ----------------------------------------------------------------------------------------- errors
+def test_export_dir_without_its_files_names_them(trained, tmp_path):
+    with pytest.raises(DeployError, match=r"model\.xml: not found"):
+        build_deploy_package(tmp_path)
+    for name in ("model.xml", "model.bin"):
+        (tmp_path / name).write_bytes((trained["xml"].parent / name).read_bytes())
+    with pytest.raises(DeployError, match=r"model\.json: not found beside model\.xml"):
+        build_deploy_package(tmp_path)
+    (tmp_path / "model.json").write_text("{}")
+    with pytest.raises(UserError, match=r"model\.json: missing or malformed key"):
+        build_deploy_package(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.json", "model.xml"]
+
+
+def _packaged_copy(trained, tmp_path) -> Path:
+    return build_deploy_package(trained["xml"].parent, tmp_path / "pkg")
+
+
+def test_script_refuses_a_missing_or_mismatched_model_json(trained, tmp_path, capsys):
+    pkg = _packaged_copy(trained, tmp_path)
+    script = _load_script(pkg / "recognize.py")
+    args = ["--input", str(trained["video"]), "--no-show"]
+    meta = json.loads((pkg / "model.json").read_text())
+    meta["input"]["shape"] = [1, 3, 16, 32, 32]
+    (pkg / "model.json").write_text(json.dumps(meta))
+    assert script.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model.json: input.shape [1, 3, 16, 32, 32] does not match" in err
+    (pkg / "model.json").unlink()
+    assert script.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{pkg / 'model.json'}: not found" in err
+    assert script.main(["--input", str(tmp_path / "missing.mp4"), "--no-show", "--int8"]) == 2
+    assert "missing.mp4: no such video file" in capsys.readouterr().err
+
+
+def test_script_refuses_a_hint_the_cpu_lacks(trained, tmp_path, monkeypatch, capsys):
+    script = _load_script(_packaged_copy(trained, tmp_path) / "recognize.py")
+    monkeypatch.setattr(script, "cpu_capabilities", lambda core: ["FP32", "INT8"])
+    assert script.main(["--input", str(trained["video"]), "--no-show", "--hint", "bf16"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--hint bf16" in err and "no bf16 support" in err
