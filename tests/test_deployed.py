@@ -183,3 +183,19 @@ def test_a_rewrite_that_matches_less_than_the_network_has_fails_loudly(tmp_path)
     assert ir.get_rt_info(["action_rec_rewrites", "attention_pooling"]).astype(int) == 14
     with pytest.raises(RewriteMismatch, match="matched 14 of the network's 15"):
         convert_onnx(onnx_path, attention_poolings=15)
+
+
+def test_export_deploy_writes_the_package_and_a_later_export_removes_it(tmp_path, capsys):
+    arch = ARCHS[0]
+    ckpt = make_checkpoint(tmp_path / "s3d.pth", arch)
+    out = tmp_path / "export"
+    args = ["--load-weights", str(ckpt), "--save-model-to", str(out), "--no-progress"]
+    assert export_main([*args, "--deploy"], template_path=TEMPLATES / arch / "template.yaml") == 0
+    package = out / "deploy"
+    assert {"model.xml", "model.bin", "model.json", "recognize.py", "requirements.txt", "README.md"} <= {
+        p.name for p in package.iterdir()
+    }
+    assert (out / "deploy.zip").is_file() and "deploy.zip" in capsys.readouterr().out
+    # The package describes this export: exported again without --deploy, the stale package goes.
+    assert export_main(args, template_path=TEMPLATES / arch / "template.yaml") == 0
+    assert not package.exists() and not (out / "deploy.zip").exists()

@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--int8", action="store_true", help="also write model_int8.xml, quantized with NNCF")
     p.add_argument(
+        "--deploy",
+        action="store_true",
+        help="also write deploy/ (and deploy.zip): the IRs with a standalone recognize.py that needs only "
+        "openvino, opencv-python and numpy",
+    )
+    p.add_argument(
         "--int8-preset",
         choices=["mixed", "performance"],
         default="mixed",
@@ -100,6 +106,7 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
             input_format=args.input_format,
             int8=args.int8,
             int8_preset=args.int8_preset,
+            deploy=args.deploy,
             calib_ann_files=args.calib_ann_files,
             calib_data_roots=args.calib_data_roots,
             calib_clips=args.calib_clips,
@@ -115,6 +122,9 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
         return 2
     print(f"Exported to {result.out_dir}: " + ", ".join(p.name for p in result.files))
     print(f"Run it: python tools/demo.py --model {result.out_dir / 'model.xml'} --input 0")
+    if args.deploy:
+        print(f"On a device: copy {result.out_dir / 'deploy.zip'}, unzip, pip install -r requirements.txt, "
+              "python recognize.py --input 0")  # fmt: skip
     return 0
 
 

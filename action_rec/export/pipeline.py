@@ -11,7 +11,6 @@ whole export succeeded: a failed export leaves no half-written model and keeps a
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from action_rec.errors import UserError
+from action_rec.export.deploy import build_deploy_package
 from action_rec.export.metadata import (
     DEFAULT_INPUT_FORMAT,
     build_metadata,
@@ -50,9 +50,10 @@ __all__ = [
     "ExportResult",
     "export_model",
     "export_module",
-    "load_trained_model",
     "MODEL_FILES",
 ]
+
+DEPLOY_DIR = "deploy"  # the deployment package (export.py --deploy), and its .zip beside it
 
 # Every file an export may write; a new export replaces all of them (stale ones are removed).
 MODEL_FILES = (
@@ -63,6 +64,8 @@ MODEL_FILES = (
     "model_int8.xml",
     "model_int8.bin",
     "model_int8.json",
+    DEPLOY_DIR,
+    f"{DEPLOY_DIR}.zip",
 )
 
 
@@ -89,7 +92,8 @@ class ExportOptions:
     seed: int = 0
     progress: bool = True
     hints: list[str] | None = None  # precision hints every IR must compile under (None: all this CPU has)
-    keep_correct: float = 0.95  # the "no action" threshold keeps this share of correct predictions
+    keep_correct: float = 0.95
+    deploy: bool = False  # also write the deployment package (deploy/ and deploy.zip)  # the "no action" threshold keeps this share of correct predictions
 
 
 @dataclass
@@ -98,64 +102,6 @@ class ExportResult:
     files: list[Path]
     max_prob_diff: dict[str, dict[str, float]]  # variant -> clip name -> largest probability difference
     accuracy: dict[str, Any] | None  # AccuracyReport.as_dict() on the calibration clips
-
-
-def _class_count_in(state_dict: dict[str, torch.Tensor]) -> int | None:
-    """The class count of the single head in a (remapped) state dict, if there is exactly one."""
-    counts = {
-        int(v.shape[-1] if k.endswith("fc_angular.weight") else v.shape[0])
-        for k, v in state_dict.items()
-        if k.endswith(("fc_angular.weight", "cls_head.fc.weight"))
-    }
-    return counts.pop() if len(counts) == 1 else None
-
-
-def load_trained_model(
-    template: dict[str, Any], checkpoint: str | Path, class_names: list[str] | None, log: Callable[[str], Any]
-) -> tuple[torch.nn.Module, dict[str, Any], list[str], bool]:
-    """Build and load the model a checkpoint holds: ours (with its template and class names) or a bare
-    published snapshot. Returns (model, template used, class names, head_loaded)."""
-    from action_rec.models import build_model, load_weights, read_state_dict, remap_state_dict
-    from action_rec.templates import load_template
-
-    state, _ = read_state_dict(checkpoint)
-    obj = (
-        torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if not isinstance(checkpoint, dict)
-        else checkpoint
-    )
-    stored_template = obj.get("template") if isinstance(obj, dict) else None
-    if isinstance(stored_template, dict):
-        stored = load_template(stored_template)
-        if stored["model"] != template["model"] or stored["input"] != template["input"]:
-            log(f"{checkpoint}: using the model and input settings the checkpoint was trained with")
-        template = copy.deepcopy(template)
-        template["model"], template["input"], template["loss"] = (
-            stored["model"],
-            stored["input"],
-            stored["loss"],
-        )
-    stored_names = obj.get("class_names") if isinstance(obj, dict) else None
-    head_classes = _class_count_in(remap_state_dict(state))
-    names = list(class_names) if class_names else (list(stored_names) if stored_names else None)
-    if class_names and head_classes is not None and len(class_names) != head_classes:
-        raise ExportError(
-            f"{len(class_names)} class names given, but the checkpoint's head has {head_classes} classes"
-        )
-    num_classes = len(names) if names else head_classes or template["model"]["num_classes"]
-    if names is None:
-        names = [f"class_{i}" for i in range(num_classes)]
-        log(
-            f"no class names in the checkpoint: naming them class_0 .. class_{num_classes - 1} (give --class-names)"
-        )
-    model = build_model(template, num_classes=num_classes)
-    report = load_weights(model, checkpoint, log=log)
-    if not report.head_loaded:
-        log(
-            "WARNING: the classifier head was not in the checkpoint and is untrained: the exported model's "
-            "class scores mean nothing until it is fine-tuned (fine for a speed test)"
-        )
-    return model.eval(), template, names, report.head_loaded
 
 
 def _calibration_data(template: dict[str, Any], options: ExportOptions, class_names: list[str]):
@@ -185,13 +131,21 @@ def _loader(dataset, indices: list[int], workers: int):
 
 
 def _move_into_place(tmp: Path, out_dir: Path, written: list[str]) -> list[Path]:
+    """Move the new files over the old ones (metadata last), then remove what this export did not
+    write: the directory describes one export, and a stale INT8 IR or deployment package beside a new
+    model.xml would be run by mistake."""
     out_dir.mkdir(parents=True, exist_ok=True)
     metadata = [n for n in written if n.endswith(".json")]
-    for name in [n for n in written if not n.endswith(".json")] + metadata:  # metadata last
+    for name in [n for n in written if not n.endswith(".json")] + metadata:
+        if (out_dir / name).is_dir():
+            shutil.rmtree(out_dir / name)
         os.replace(tmp / name, out_dir / name)
     for name in MODEL_FILES:
         if name not in written:
-            (out_dir / name).unlink(missing_ok=True)
+            if (out_dir / name).is_dir():
+                shutil.rmtree(out_dir / name)
+            else:
+                (out_dir / name).unlink(missing_ok=True)
     return [out_dir / n for n in written]
 
 
@@ -218,6 +172,8 @@ def export_model(
     options = options or ExportOptions()
     _check_options(options, Path(out_dir))
     torch.manual_seed(options.seed)
+    from action_rec.models.checkpoint import load_trained_model
+
     model, template, class_names, _ = load_trained_model(template, checkpoint, options.class_names, log)
     return export_module(model, template, class_names, out_dir, options, log, source=str(checkpoint))
 
@@ -324,6 +280,11 @@ def export_module(
                 },
             )
             written += [variant.file, Path(variant.file).with_suffix(".bin").name, meta_file]
+        if options.deploy:
+            build_deploy_package(tmp, tmp / DEPLOY_DIR)
+            written += [DEPLOY_DIR, f"{DEPLOY_DIR}.zip"]
+            log(f"Deployment package: {out_dir / DEPLOY_DIR} (and {DEPLOY_DIR}.zip), runs with openvino, "
+                "opencv-python and numpy alone")  # fmt: skip
         files = _move_into_place(tmp, out_dir, written)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
