@@ -209,6 +209,7 @@ def export_module(
     try:
         onnx_path, poolings = _export_onnx(model, tmp, inp, options, log)
         meta = _metadata(model, template, class_names, options, source)
+        meta["no_action"] = no_action_metadata(class_names, None, options.keep_correct, 0)  # until calibrated
         clips = {"random": random_clip(inp["clip_len"], inp["size"], options.seed)}
         if dataset is not None:
             clips["real"] = tensor_to_frames(dataset[indices[0]][0], inp["mean"], inp["std"])
@@ -249,21 +250,24 @@ def export_module(
             report = _measure_accuracy(model, variants, dataset, indices, options)
             accuracy = report.as_dict()
             log(_accuracy_table(report, variants))
-            reference = "INT8 default" if options.int8 else f"{options.precision} default"
-            meta["no_action"] = no_action_metadata(
-                class_names,
-                calibrate_threshold(
-                    np.asarray(report.top_probability[reference]),
-                    np.asarray(report.hits[reference]),
+            for variant in variants:  # each IR's own threshold, as OpenVINO's defaults run it
+                key = f"{variant.name} default"
+                threshold = calibrate_threshold(
+                    np.asarray(report.top_probability[key]),
+                    np.asarray(report.hits[key]),
                     options.keep_correct,
-                ),
-                options.keep_correct,
-                report.clips,
-            )
-            log(
-                f"'no action' threshold: top probability {meta['no_action']['threshold']} keeps "
-                f"{100 * options.keep_correct:.0f} % of the correct predictions on {report.clips} clips"
-            )
+                )
+                variant.meta = {
+                    **variant.meta,
+                    "no_action": no_action_metadata(
+                        class_names, threshold, options.keep_correct, report.clips
+                    ),
+                }
+                if variant.file:
+                    log(
+                        f"{variant.file}: 'no action' below top probability {threshold}, which keeps "
+                        f"{100 * options.keep_correct:.0f} % of its correct predictions on {report.clips} clips"
+                    )
 
         written = ["model.onnx"]
         for variant in variants:
@@ -273,11 +277,7 @@ def export_module(
             meta_file = metadata_path(tmp / variant.file).name
             write_metadata(
                 tmp / meta_file,
-                {
-                    **variant.meta,
-                    "no_action": meta.get("no_action"),
-                    "verification": _verification(variant, accuracy, options),
-                },
+                {**variant.meta, "verification": _verification(variant, accuracy, options)},
             )
             written += [variant.file, Path(variant.file).with_suffix(".bin").name, meta_file]
         if options.deploy:
