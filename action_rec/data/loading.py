@@ -17,7 +17,14 @@ from action_rec.errors import UserError
 from .annotations import check_labels as check_record_labels
 from .annotations import resolve_ann_files, unused_labels
 
-__all__ = ["DataError", "resolve_ann_files", "check_labels", "build_datasets", "make_loader"]
+__all__ = [
+    "DataError",
+    "resolve_ann_files",
+    "check_labels",
+    "build_datasets",
+    "build_test_set",
+    "make_loader",
+]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +100,29 @@ def build_datasets(
         check_labels(val_set, train_set.num_classes, "--val-ann-files")
         _check_quickly(val_set, "--val-ann-files")
     return train_set, val_set
+
+
+def build_test_set(
+    template: dict[str, Any],
+    test_ann_files: list[str],
+    test_data_roots: list[str],
+    class_names: list[str] | None = None,
+    normalize: bool = True,
+) -> Any:
+    """The test set (one centred clip per video), non-empty; labels are checked by the caller, who
+    knows the model's class count."""
+    from action_rec.data.dataset import RawFrameDataset
+
+    files, roots = resolve_ann_files(test_ann_files, test_data_roots, "--test-ann-files")
+    if not files:
+        raise DataError("--test-ann-files: no test annotation file given")
+    dataset = RawFrameDataset(
+        files, roots, template, split="test", class_names=class_names, normalize=normalize
+    )
+    if len(dataset) == 0:
+        raise DataError(f"{', '.join(files)}: the test set is empty (no clips)")
+    _check_quickly(dataset, "--test-ann-files")
+    return dataset
 
 
 def make_loader(

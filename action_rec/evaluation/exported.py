@@ -80,8 +80,7 @@ def evaluate_exported(
     """Evaluate an exported model (IR or ONNX) on the test set; returns the same result dict as
     `evaluate` (top1, top5, mean_class, per_class, confusion, class_names, ...) plus `deployment`,
     which says what ran: file, weights precision, input format and the execution precision."""
-    from action_rec.data import RawFrameDataset
-    from action_rec.data.loading import DataError, check_labels, make_loader, resolve_ann_files
+    from action_rec.data.loading import build_test_set, check_labels, make_loader
     from action_rec.export.metadata import dataset_clip_to_input, scores_to_probabilities
 
     path = Path(model_path)
@@ -94,12 +93,7 @@ def evaluate_exported(
         f"with {'OpenVINO defaults' if hint == 'default' else hint + ' hint'}: executes in {execution}"
     )
 
-    files, roots = resolve_ann_files(test_ann_files, test_data_roots, "--test-ann-files")
-    if not files:
-        raise DataError("--test-ann-files: no test annotation file given")
-    dataset = RawFrameDataset(files, roots, template, split="test", class_names=class_names)
-    if len(dataset) == 0:
-        raise DataError(f"{', '.join(files)}: the test set is empty (no clips)")
+    dataset = build_test_set(template, test_ann_files, test_data_roots, class_names)
     check_labels(dataset, len(class_names), "--test-ann-files")
 
     loader = make_loader(
