@@ -9,8 +9,24 @@ exception type to mean "the user's fault": raise a `UserError` subclass where th
 
 from __future__ import annotations
 
-__all__ = ["UserError"]
+import sys
+from collections.abc import Callable
+
+__all__ = ["UserError", "run_cli"]
 
 
 class UserError(Exception):
     """Bad input from the user; the message is the whole story (one line, naming the file)."""
+
+
+def run_cli(body: Callable[[], int | None]) -> int:
+    """Run a command-line tool's `body`: a UserError becomes `error: <message>` on stderr and exit
+    status 2, Ctrl-C exits 130; anything else propagates with its traceback."""
+    try:
+        return body() or 0
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
