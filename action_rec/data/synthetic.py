@@ -13,6 +13,10 @@ classes of a pair, and only the direction of time separates them. (An order-blin
 still see *which kind* of motion happens, i.e. the pair; and the first frame alone hints at the class,
 e.g. a growing object starts small, while the middle frame does not.)
 
+With ``background=True`` (``make_synthetic_dataset.py --background``) a ninth kind of clip joins as the
+last label: the same scenes with the object standing still but for a small directionless jitter, the
+"no action" class that teaches a model to say nothing happens.
+
 The motion spans the whole clip whatever its length, so the number of frames sets the speed: the
 quick start writes 16-frame clips and samples 8 of them, every 2nd.
 
@@ -37,7 +41,7 @@ import numpy as np
 from action_rec.errors import UserError
 from action_rec.fileio import atomic_write
 
-__all__ = ["CLASSES", "Motion", "make_synthetic_dataset", "pose_track", "render_clip"]
+__all__ = ["BACKGROUND", "CLASSES", "Motion", "make_synthetic_dataset", "pose_track", "render_clip"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,12 @@ CLASSES = (
     Motion("rotating_clockwise", "rotate", -1),
     Motion("rotating_counterclockwise", "rotate", +1),
 )
+
+# The "no action" class (`--background`): the same scenes and objects, standing still but for a small
+# random jitter (a shaky camera, sensor wobble) that has no direction. It is not one of CLASSES: a
+# dataset made with it gets it as its last label, whatever its number of action classes.
+BACKGROUND = Motion("background", "still", 0)
+JITTER = 0.01  # the largest jitter, as a fraction of the frame size (and 1 degree, 1 % of the scale)
 
 SCALE_RANGE = (0.4, 1.0)  # object size relative to its sprite (0.6 x frame size)
 MARGIN = 0.2  # the object's centre stays this far (frame fraction) from the edges it moves towards
@@ -92,6 +102,12 @@ def pose_track(motion: Motion, frames: int, size: int, rng: np.random.Generator)
     elif motion.kind == "scale":
         growth = rng.uniform(*GROWTH)
         phase = rng.uniform(0, 1 - growth) + growth * t
+    elif motion.kind == "still":  # independent per frame: shaking, never drifting
+        amount = rng.uniform(0, 1)
+        x = x + rng.uniform(-1, 1, frames) * amount * JITTER * size
+        y = y + rng.uniform(-1, 1, frames) * amount * JITTER * size
+        angle = angle + rng.uniform(-1, 1, frames) * amount
+        phase = np.clip(phase + rng.uniform(-1, 1, frames) * amount * JITTER, 0, 1)
     else:
         raise ValueError(f"unknown motion kind {motion.kind!r}")
     track = np.stack([x, y, np.mod(angle, 360.0), phase], axis=1)
@@ -176,9 +192,16 @@ def _noise_bank(size: int) -> np.ndarray:
     return _NOISE_BANK[size]
 
 
-def render_clip(motion: Motion, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One clip of ``motion``: ``frames x size x size x 3`` uint8 BGR (ready for cv2.imwrite)."""
-    poses = pose_track(motion, frames, size, rng)
+def render_clip(
+    motion: Motion, frames: int, size: int, rng: np.random.Generator, repeats: int = 1
+) -> np.ndarray:
+    """One clip of ``motion``: ``frames x size x size x 3`` uint8 BGR (ready for cv2.imwrite).
+
+    ``repeats`` > 1 plays the motion that many times in the same scene (``repeats * frames`` frames,
+    each run a new track at the same speed): a longer action for the test videos.
+    """
+    poses = np.concatenate([pose_track(motion, frames, size, rng) for _ in range(repeats)])
+    frames = len(poses)
     bg = _background(rng, size)
     side = int(round(0.6 * size))
     colour, alpha = _sprite(rng, side)
@@ -214,10 +237,14 @@ def render_clip(motion: Motion, frames: int, size: int, rng: np.random.Generator
 
 
 # ------------------------------------------------------------------------------------- writing
+_BACKGROUND_STREAM = 99  # the background clips' random stream: the same whatever the number of classes
+
+
 def _write_sample(args: tuple) -> None:
     out_dir, split, label, index, frames, size, seed, fps, videos = args
-    motion = CLASSES[label]
-    rng = np.random.default_rng([seed, 0 if split == "train" else 1, label, index])
+    motion = CLASSES[label] if label >= 0 else BACKGROUND
+    stream = label if label >= 0 else _BACKGROUND_STREAM
+    rng = np.random.default_rng([seed, 0 if split == "train" else 1, stream, index])
     clip = render_clip(motion, frames, size, rng)
     name = f"{motion.name}_{index:04d}"
     frame_dir = Path(out_dir) / "rawframes" / split / name
@@ -250,11 +277,13 @@ def make_synthetic_dataset(
     videos: bool = False,
     fps: float = 30.0,
     workers: int = 1,
+    background: bool = False,
 ) -> Path:
     """Write the synthetic dataset to ``out_dir`` (see the module docstring) and return its path.
 
-    Classes are the first ``num_classes`` of :data:`CLASSES` (2 to 6). The output depends only on the
-    arguments, not on ``workers``.
+    Classes are the first ``num_classes`` of :data:`CLASSES` (2 to 6), then with ``background`` the
+    :data:`BACKGROUND` class (label ``num_classes``; the action classes' clips do not change). The
+    output depends only on the arguments, not on ``workers``.
     """
     if not 2 <= num_classes <= len(CLASSES):
         raise UserError(f"num_classes must be 2..{len(CLASSES)}, got {num_classes}")
@@ -263,10 +292,12 @@ def make_synthetic_dataset(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     splits = {"train": train_per_class, "val": val_per_class}
+    motions = list(CLASSES[:num_classes]) + ([BACKGROUND] if background else [])
+    job_labels = list(range(num_classes)) + ([-1] if background else [])  # -1: the background
     jobs = [
         (str(out), split, label, index, frames, size, seed, fps, videos)
         for split, per_class in splits.items()
-        for label in range(num_classes)
+        for label in job_labels
         for index in range(per_class)
     ]
     if workers > 1:
@@ -278,13 +309,13 @@ def make_synthetic_dataset(
 
     for split, per_class in splits.items():
         ann, vids = [], []
-        for label in range(num_classes):
+        for label, motion in enumerate(motions):
             for index in range(per_class):
-                name = f"{split}/{CLASSES[label].name}_{index:04d}"
+                name = f"{split}/{motion.name}_{index:04d}"
                 ann.append(f"{name} {label} 0 {frames} 0 {frames} {fps:g}\n")
                 vids.append(f"{name}.mp4 {label}\n")
         _write_lines(out / f"{split}.txt", ann)
         if videos:
             _write_lines(out / f"videos_{split}.txt", vids)
-    _write_lines(out / "label_map.txt", [f"{CLASSES[i].name}\n" for i in range(num_classes)])
+    _write_lines(out / "label_map.txt", [f"{m.name}\n" for m in motions])
     return out

@@ -2,7 +2,9 @@
 
 The quick start and the tests recognize it with an exported model and compare the predicted timeline
 with the truth. Each segment is a fresh clip of the synthetic dataset's renderer (new object, new
-background), so a model sees the same kind of frames it was trained on.
+background), so a model sees the same kind of frames it was trained on. With `gap_frames`, clips of
+the background class (still scenes: no action) separate the action segments, as in a long video where
+most of the time nothing happens; `truth_segments` gives the truth in the timeline's segment JSON.
 """
 
 from __future__ import annotations
@@ -13,10 +15,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from action_rec.data.synthetic import CLASSES, render_clip
+from action_rec.data.synthetic import BACKGROUND, CLASSES, render_clip
 from action_rec.fileio import atomic_path
 
-__all__ = ["make_synthetic_video", "windows_inside_segments", "timeline_agreement", "format_truth"]
+__all__ = [
+    "make_synthetic_video",
+    "truth_segments",
+    "windows_inside_segments",
+    "timeline_agreement",
+    "format_truth",
+]
 
 
 def make_synthetic_video(
@@ -27,9 +35,16 @@ def make_synthetic_video(
     fps: float = 30.0,
     seed: int = 0,
     reversed_pairs: bool = False,
+    repeats: int = 1,
+    gap_frames: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Write `path` (.mp4 or .avi) with one segment per entry of `labels` (synthetic class ids);
     returns the ground truth `[{"label": id, "name": class, "start": first frame, "end": last + 1}]`.
+
+    `repeats`: each segment plays its motion that many times in one scene (`repeats *
+    frames_per_segment` frames at the speed of a `frames_per_segment` clip). `gap_frames=(lo, hi)`:
+    a background clip of lo..hi frames (random) before every segment and after the last one; the
+    gaps are no action, so they are in no truth segment.
 
     `reversed_pairs`: a segment whose class is the time-reversal pair of the previous segment's
     (moving left -> right, clockwise -> counter-clockwise, growing -> shrinking) is that segment's
@@ -43,30 +58,47 @@ def make_synthetic_video(
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (size, size))
         if not writer.isOpened():
             raise RuntimeError(f"{path}: OpenCV cannot write this video type")
+        gap_rng = np.random.default_rng([seed, 3])  # stream 3: the gaps
+        written = 0
+
+        def write(clip: np.ndarray) -> None:
+            nonlocal written
+            for frame in clip:
+                writer.write(np.ascontiguousarray(frame))
+            written += len(clip)
+
+        def gap() -> None:
+            if gap_frames is not None:
+                n = int(gap_rng.integers(gap_frames[0], gap_frames[1] + 1))
+                write(render_clip(BACKGROUND, n, size, gap_rng))
+
         try:
             for k, label in enumerate(labels):
+                gap()
                 if reversed_pairs and previous is not None and truth[-1]["label"] == label ^ 1:
                     clip = previous[::-1]
                 else:
                     rng = np.random.default_rng(
                         [seed, 2, label, k]
                     )  # stream 2: neither train (0) nor val (1)
-                    clip = render_clip(CLASSES[label], frames_per_segment, size, rng)
-                for frame in clip:
-                    writer.write(np.ascontiguousarray(frame))
+                    clip = render_clip(CLASSES[label], frames_per_segment, size, rng, repeats=repeats)
+                start = written
+                write(clip)
                 previous = clip
-                start = k * frames_per_segment
-                truth.append(
-                    {
-                        "label": label,
-                        "name": CLASSES[label].name,
-                        "start": start,
-                        "end": start + frames_per_segment,
-                    }
-                )
+                truth.append({"label": label, "name": CLASSES[label].name, "start": start, "end": written})
+            gap()
         finally:
             writer.release()
     return truth
+
+
+def truth_segments(truth: list[dict[str, Any]], fps: float) -> list[dict[str, Any]]:
+    """The truth as timeline segments `[{"start_s", "end_s", "label"}]` (what `--timeline` writes):
+    frame k lasts from k / fps to (k + 1) / fps."""
+    return [
+        {"start_s": round(s["start"] / fps, 4), "end_s": round(s["end"] / fps, 4), "label": s["name"]}
+        for s in truth
+    ]
 
 
 def windows_inside_segments(
