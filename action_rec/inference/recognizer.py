@@ -48,6 +48,7 @@ class Prediction:
     action: int | None = None  # the averaged scores' class, None for no action
     centre_s: float | None = None  # the middle of the frames the averaged scores saw
     stride_s: float | None = None  # the time between two windows: the share of the timeline of one
+    reach: tuple[float, float] | None = None  # from the first frame of this window to its last's end
 
     def to_json(self, class_names: list[str], top_k: int = 3) -> dict[str, Any]:
         order = np.argsort(-self.averaged)[:top_k]
@@ -83,6 +84,7 @@ class WindowJob:
     end_s: float | None  # time of the window's last frame
     centre_s: float | None  # the middle of the time its frames span
     stride_s: float | None  # time between two windows
+    reach: tuple[float, float] | None  # from its first frame to the end of its last
     fresh: bool = False  # the first window after a gap: the score average starts over
 
 
@@ -143,10 +145,11 @@ class Recognizer:
         if stride_s is None and end_s is not None:
             before = self._time_at(index - self.stride)
             stride_s = end_s - before if before is not None and end_s > before else None
-        centre_s = None
+        centre_s = reach = None
         if end_s is not None and stride_s is not None:  # frames last stride_s / stride each
-            centre_s = (self._time_at(start) + end_s + stride_s / self.stride) / 2
-        job = WindowJob(index, start, self.window.clip(), end_s, centre_s, stride_s, self._fresh)
+            reach = (self._time_at(start), end_s + stride_s / self.stride)
+            centre_s = (reach[0] + reach[1]) / 2
+        job = WindowJob(index, start, self.window.clip(), end_s, centre_s, stride_s, reach, self._fresh)
         self._fresh = False
         return job
 
@@ -179,6 +182,7 @@ class Recognizer:
             action=self.rule.label(averaged),
             centre_s=centre,
             stride_s=job.stride_s,
+            reach=job.reach,
         )
 
     def process(self, index: int, frame_bgr: np.ndarray, time_s: float | None = None) -> Prediction | None:
@@ -230,7 +234,7 @@ def recognize_video(
             if prediction is not None:
                 entries.append(prediction.to_json(model.class_names, top_k))
                 if builder is not None:
-                    builder.add(*prediction.cell(), prediction.averaged)
+                    builder.add(*prediction.cell(), prediction.averaged, prediction.reach)
             index += 1
             bar.update()
     finally:

@@ -123,7 +123,7 @@ def timeline_agreement(
 
 
 def format_truth(truth: list[dict[str, Any]], fps: float = 30.0) -> str:
-    """The ground-truth timeline as text, in the style of `format_timeline`."""
+    """The ground-truth timeline as text, one line a segment (end: the end of its last frame)."""
     return "\n".join(
-        f"{seg['start'] / fps:7.2f} s - {(seg['end'] - 1) / fps:7.2f} s  {seg['name']}" for seg in truth
+        f"{seg['start'] / fps:7.2f} s - {seg['end'] / fps:7.2f} s  {seg['name']}" for seg in truth
     )

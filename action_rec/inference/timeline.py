@@ -16,7 +16,8 @@ wide. Two kinds of smoothing keep the segments from flickering:
 
 The builder works on a stream: it keeps only the open runs, and hands out each segment as it closes.
 Time where no action is recognized belongs to no segment; a gap in time (a dropped stream) ends the
-open segment.
+open segment. At the start and the end of the input (and around a gap) the timeline reaches as far as
+the first and last windows saw, not just their stride's share.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class TimelineBuilder:
         self.segments: list[dict[str, Any]] = []
         self._state: _Run | None = None  # the confirmed run, still open
         self._pending: list[_Run] = []  # runs after it, shorter than min_segment_s so far
+        self._reach_end: float | None = None  # the end of the frames the last window saw
 
     def decide(self, probabilities: np.ndarray, current: int | None) -> int | None:
         """The window's label given the current state (hysteresis keeps the current action)."""
@@ -105,8 +107,15 @@ class TimelineBuilder:
             return current
         return fresh
 
-    def add(self, start_s: float, end_s: float, probabilities: np.ndarray) -> list[dict[str, Any]]:
-        """One window standing for [start_s, end_s). Returns the segments this closed."""
+    def add(
+        self,
+        start_s: float,
+        end_s: float,
+        probabilities: np.ndarray,
+        reach: tuple[float, float] | None = None,
+    ) -> list[dict[str, Any]]:
+        """One window standing for [start_s, end_s) that saw the frames of `reach` (start of the first,
+        end of the last). Returns the segments this closed."""
         closed: list[dict[str, Any]] = []
         last = self._pending[-1] if self._pending else self._state
         if last is not None:
@@ -115,6 +124,9 @@ class TimelineBuilder:
                 last = None
             else:
                 start_s = max(start_s, last.end)  # the first windows' cells overlap a little
+        if last is None and reach is not None:  # the first window after the start or a gap
+            start_s = min(start_s, reach[0])
+        self._reach_end = reach[1] if reach is not None else None
         if end_s <= start_s:
             return closed
         label = self.decide(probabilities, self._state.label if self._state else None)
@@ -171,6 +183,8 @@ class TimelineBuilder:
         if self._state is not None:
             if self._pending:
                 self._state.end = self._pending[-1].end
+            if self._reach_end is not None:
+                self._state.end = max(self._state.end, self._reach_end)
             closed = self._close(self._state)
-        self._state, self._pending = None, []
+        self._state, self._pending, self._reach_end = None, [], None
         return closed
