@@ -11,7 +11,7 @@ import pytest
 
 from action_rec.data.annotations import parse_annotation_file, read_label_map, read_video_list
 from action_rec.data.dump import dump_videos
-from action_rec.data.synthetic import CLASSES, make_synthetic_dataset, pose_track
+from action_rec.data.synthetic import BACKGROUND, CLASSES, JITTER, make_synthetic_dataset, pose_track
 from action_rec.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,3 +203,60 @@ def test_cli(tmp_path, capsys):
     assert (tmp_path / "d" / "train.txt").read_text().splitlines()[0] == "train/moving_left_0000 0 0 4 0 4 30"
     assert tool.main([str(tmp_path / "e"), "--num-classes", "9"]) == 2
     assert "error: num_classes must be 2..8" in capsys.readouterr().err
+    assert tool.main([str(tmp_path / "f"), *args, "--background"]) == 0
+    assert (
+        "wrote 6 videos of 4 frames (3 classes: moving_left, moving_right, background)"
+        in capsys.readouterr().out
+    )
+    assert (tmp_path / "f" / "train.txt").read_text().splitlines()[-1] == "train/background_0000 2 0 4 0 4 30"
+
+
+def test_background_class_is_still_and_leaves_the_actions_unchanged(tmp_path):
+    """--background adds a last class of still scenes with a small directionless jitter; the action
+    classes' clips are byte for byte those of the same dataset without it."""
+    kwargs = dict(num_classes=2, train_per_class=3, val_per_class=1, frames=16, size=64, seed=5)
+    plain = make_synthetic_dataset(tmp_path / "plain", **kwargs)
+    with_bg = make_synthetic_dataset(tmp_path / "bg", background=True, **kwargs)
+    assert read_label_map(with_bg / "label_map.txt") == ["moving_left", "moving_right", "background"]
+    records = parse_annotation_file(with_bg / "train.txt", with_bg)
+    assert [r.label for r in records] == [0] * 3 + [1] * 3 + [2] * 3
+    action_frames = sorted(p.relative_to(plain) for p in plain.rglob("*.jpg"))
+    assert all((plain / f).read_bytes() == (with_bg / f).read_bytes() for f in action_frames)
+
+    def motion(record) -> float:  # change from the first frame to the last, sensor noise blurred away
+        clip = read_clip(record).astype(np.float32)
+        first, last = (cv2.GaussianBlur(clip[i], (0, 0), 2.0) for i in (0, -1))
+        return float(np.abs(last - first).mean())
+
+    still = [motion(r) for r in records if r.label == 2]
+    moving = [motion(r) for r in records if r.label != 2]
+    assert max(still) < min(moving) / 2, (still, moving)
+
+    rng = np.random.default_rng(0)
+    tracks = np.stack([pose_track(BACKGROUND, 16, 64, rng) for _ in range(200)])
+    spread = tracks[:, :, :2].max(axis=1) - tracks[:, :, :2].min(axis=1)
+    assert spread.max() <= 2 * JITTER * 64 + 1e-9 and spread.mean() > 0  # jitter, never a journey
+    drift = tracks[:, -1, 0] - tracks[:, 0, 0]
+    assert abs(drift.mean()) < 0.1  # no direction
+
+
+def test_test_video_with_no_action_gaps(tmp_path):
+    from action_rec.inference.synthetic_video import make_synthetic_video, truth_segments
+
+    video = tmp_path / "gaps.avi"
+    truth = make_synthetic_video(
+        video, [0, 3], frames_per_segment=8, size=32, fps=20.0, repeats=2, gap_frames=(4, 6)
+    )
+    assert [(s["name"], s["end"] - s["start"]) for s in truth] == [("moving_left", 16), ("moving_down", 16)]
+    gaps = [truth[0]["start"], truth[1]["start"] - truth[0]["end"]]
+    assert all(4 <= g <= 6 for g in gaps)
+    cap = cv2.VideoCapture(str(video))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert 4 <= n - truth[1]["end"] <= 6  # a gap after the last segment too
+    segments = truth_segments(truth, 20.0)
+    assert segments[0] == {
+        "start_s": truth[0]["start"] / 20,
+        "end_s": truth[0]["end"] / 20,
+        "label": "moving_left",
+    }

@@ -60,10 +60,10 @@ QUICK_TRAINING = {"batch_size": 8, "base_learning_rate": 0.0007}
 QUICK_EPOCHS = {"s3d": 10, "x3d": 6}
 # 16-frame videos: one clip of 8 frames, every 2nd, sees the whole motion.
 DATA = {"num_classes": 6, "train_per_class": 300, "val_per_class": 30, "frames": 16, "size": 80}
-# The test video: two segments of every class in random order, each its motion played 3 times in one
-# scene (48 frames, 1.6 s at 30 fps), with 0.8-1.6 s of background (no action) before, between and
+# The test video: two segments of every class in random order, each its motion played 4 times in one
+# scene (64 frames, 2.1 s at 30 fps), with 1.1-2.1 s of background (no action) before, between and
 # after them. Windows every 4 frames, scores averaged over 3; the timeline's default smoothing.
-TEST_VIDEO = {"repeats": 3, "gap_frames": (24, 48), "fps": 30.0, "stride": 4, "average": 3}
+TEST_VIDEO = {"repeats": 4, "gap_frames": (32, 64), "fps": 30.0, "stride": 4, "average": 3}
 
 
 def run(command: list[str], cwd: Path | None = None) -> float:

@@ -157,7 +157,7 @@ class LiveDemo:
                 entry = prediction.to_json(self.model.class_names, self.top_k)
                 cell = prediction.cell()
                 if cell is not None:
-                    self.timeline.add(*cell, prediction.averaged, prediction.reach)
+                    self.timeline.add(*cell, prediction.averaged, prediction.reach, prediction.after_gap)
                 else:
                     self.stats["windows_untimed"] += 1
                 if json_file is not None:

@@ -49,6 +49,7 @@ class Prediction:
     centre_s: float | None = None  # the middle of the frames the averaged scores saw
     stride_s: float | None = None  # the time between two windows: the share of the timeline of one
     reach: tuple[float, float] | None = None  # from the first frame of this window to its last's end
+    after_gap: bool = False  # the first window after the source dropped
 
     def to_json(self, class_names: list[str], top_k: int = 3) -> dict[str, Any]:
         order = np.argsort(-self.averaged)[:top_k]
@@ -183,6 +184,7 @@ class Recognizer:
             centre_s=centre,
             stride_s=job.stride_s,
             reach=job.reach,
+            after_gap=job.fresh,
         )
 
     def process(self, index: int, frame_bgr: np.ndarray, time_s: float | None = None) -> Prediction | None:

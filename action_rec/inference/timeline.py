@@ -15,8 +15,9 @@ wide. Two kinds of smoothing keep the segments from flickering:
   boundaries stay where the change happened.
 
 The builder works on a stream: it keeps only the open runs, and hands out each segment as it closes.
-Time where no action is recognized belongs to no segment; a gap in time (a dropped stream) ends the
-open segment. At the start and the end of the input (and around a gap) the timeline reaches as far as
+Time where no action is recognized belongs to no segment. A gap in the input (a dropped stream,
+flagged by the source, or a hole of more than `MAX_BRIDGE` strides) ends the open segment; a smaller
+hole (stale windows a slow CPU skipped) is bridged by the window after it. At the start and the end of the input (and around a gap) the timeline reaches as far as
 the first and last windows saw, not just their stride's share.
 """
 
@@ -33,6 +34,7 @@ from action_rec.export.no_action import no_action_classes
 __all__ = ["NO_ACTION", "ActionRule", "TimelineBuilder"]
 
 NO_ACTION = "no action"
+MAX_BRIDGE = 10  # strides of missing windows the timeline bridges without ending the segment
 
 
 class ActionRule:
@@ -113,17 +115,19 @@ class TimelineBuilder:
         end_s: float,
         probabilities: np.ndarray,
         reach: tuple[float, float] | None = None,
+        after_gap: bool = False,
     ) -> list[dict[str, Any]]:
         """One window standing for [start_s, end_s) that saw the frames of `reach` (start of the first,
-        end of the last). Returns the segments this closed."""
+        end of the last); `after_gap`: the first window after the source dropped. Returns the segments
+        this closed."""
         closed: list[dict[str, Any]] = []
         last = self._pending[-1] if self._pending else self._state
         if last is not None:
-            if start_s > last.end + 0.5 * (end_s - start_s):  # a hole in time: the stream dropped
+            if after_gap or start_s > last.end + MAX_BRIDGE * (end_s - start_s):
                 closed = self.finish()
                 last = None
-            else:
-                start_s = max(start_s, last.end)  # the first windows' cells overlap a little
+            else:  # the first windows' cells overlap a little; skipped windows leave a hole to bridge
+                start_s = last.end
         if last is None and reach is not None:  # the first window after the start or a gap
             start_s = min(start_s, reach[0])
         self._reach_end = reach[1] if reach is not None else None
