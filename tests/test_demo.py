@@ -191,17 +191,16 @@ def test_timeline_and_no_action_threshold(model_xml, real_data_dir, tmp_path, ca
     )
     assert f"wrote {timeline} ({len(segments)} segments)" in printed
     assert segments and all(s["label"] in CLASSES and 0 < s["score"] <= 1 for s in segments)
-    # Without smoothing the segments follow the windows' labels and tile their time without holes:
-    # one stride (8 frames) per window, around the middle of the frames its averaged scores saw.
+    # Without smoothing the segments follow the windows' labels and tile their time without holes, from
+    # the first frame the first window saw to the end of the last frame the last one saw.
     runs = [e["label"] for k, e in enumerate(entries) if k == 0 or e["label"] != entries[k - 1]["label"]]
     assert [s["label"] for s in segments] == runs
     fps = cv2.VideoCapture(video).get(cv2.CAP_PROP_FPS)
     assert sum(s["end_s"] - s["start_s"] for s in segments) == pytest.approx(
         segments[-1]["end_s"] - segments[0]["start_s"], abs=1e-3
     )
-    assert segments[-1]["end_s"] - segments[0]["start_s"] == pytest.approx(
-        (len(entries) - 1) * 8 / fps, abs=0.01
-    )
+    assert segments[0]["start_s"] == pytest.approx(entries[0]["start_frame"] / fps, abs=1e-3)
+    assert segments[-1]["end_s"] == pytest.approx((entries[-1]["frame"] + 1) / fps, abs=1e-3)
 
     assert demo_main(base + ["--threshold", "1.5"]) == 2
     assert "--threshold must be between 0 and 1" in capsys.readouterr().err

@@ -74,6 +74,8 @@ class LiveDemo:
         self.infer_q: queue.Queue = queue.Queue(maxsize=1)
         self.draw_q: queue.Queue = queue.Queue(maxsize=4)
         self.stop = threading.Event()
+        if isinstance(source, ReconnectingSource):
+            source.stop = self.stop  # quitting also ends a wait to reopen the source
         self.results: dict[int, dict[str, Any]] = {}
         self.latest: dict[str, Any] | None = None
         self.cond = threading.Condition()
