@@ -110,7 +110,7 @@ def main() -> int:
     if video is None:
         video = work / "test.mp4"
         labels = np.random.default_rng(0).permutation(np.repeat(np.arange(6), 2)).tolist()
-        make_synthetic_video(video, labels, frames_per_segment=16, size=128, repeats=3, gap_frames=(24, 48))
+        make_synthetic_video(video, labels, frames_per_segment=16, size=128, gap_frames=(24, 48))
     model = ExportedModel(work / "export" / "model.xml", threads=args.threads)
     source = LoopingFile(video)
     demo = LiveDemo(model, source, stride=args.stride, average=args.average, show=False)

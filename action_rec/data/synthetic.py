@@ -14,8 +14,9 @@ still see *which kind* of motion happens, i.e. the pair; and the first frame alo
 e.g. a growing object starts small, while the middle frame does not.)
 
 With ``background=True`` (``make_synthetic_dataset.py --background``) a ninth kind of clip joins as the
-last label: the same scenes with the object standing still but for a small directionless jitter, the
-"no action" class that teaches a model to say nothing happens.
+last label: the same scenes with the object standing still but for a small directionless jitter, and
+in half of them a cut to another still scene, the "no action" class that teaches a model to say
+nothing happens.
 
 The motion spans the whole clip whatever its length, so the number of frames sets the speed: the
 quick start writes 16-frame clips and samples 8 of them, every 2nd.
@@ -41,7 +42,15 @@ import numpy as np
 from action_rec.errors import UserError
 from action_rec.fileio import atomic_write
 
-__all__ = ["BACKGROUND", "CLASSES", "Motion", "make_synthetic_dataset", "pose_track", "render_clip"]
+__all__ = [
+    "BACKGROUND",
+    "CLASSES",
+    "Motion",
+    "make_synthetic_dataset",
+    "pose_track",
+    "render_background",
+    "render_clip",
+]
 
 
 @dataclass(frozen=True)
@@ -68,8 +77,9 @@ CLASSES = (
 )
 
 # The "no action" class (`--background`): the same scenes and objects, standing still but for a small
-# random jitter (a shaky camera, sensor wobble) that has no direction. It is not one of CLASSES: a
-# dataset made with it gets it as its last label, whatever its number of action classes.
+# random jitter (a shaky camera, sensor wobble) that has no direction; half of its clips cut to another
+# still scene (render_background). It is not one of CLASSES: a dataset made with it gets it as its
+# last label, whatever its number of action classes.
 BACKGROUND = Motion("background", "still", 0)
 JITTER = 0.01  # the largest jitter, as a fraction of the frame size (and 1 degree, 1 % of the scale)
 
@@ -102,16 +112,31 @@ def pose_track(motion: Motion, frames: int, size: int, rng: np.random.Generator)
     elif motion.kind == "scale":
         growth = rng.uniform(*GROWTH)
         phase = rng.uniform(0, 1 - growth) + growth * t
-    elif motion.kind == "still":  # independent per frame: shaking, never drifting
-        amount = rng.uniform(0, 1)
-        x = x + rng.uniform(-1, 1, frames) * amount * JITTER * size
-        y = y + rng.uniform(-1, 1, frames) * amount * JITTER * size
-        angle = angle + rng.uniform(-1, 1, frames) * amount
-        phase = np.clip(phase + rng.uniform(-1, 1, frames) * amount * JITTER, 0, 1)
+    elif motion.kind == "still":
+        x, y, angle, phase = _jitter(np.stack([x, y, angle, phase], axis=1), size, rng).T
     else:
         raise ValueError(f"unknown motion kind {motion.kind!r}")
     track = np.stack([x, y, np.mod(angle, 360.0), phase], axis=1)
     return track[::-1].copy() if motion.direction < 0 else track
+
+
+def _jitter(poses: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Still poses shaken independently per frame (never drifting): up to JITTER of the frame size in
+    x and y, 1 degree and JITTER of the scale phase, times a random amount for the clip."""
+    amount = rng.uniform(0, 1)
+    n = len(poses)
+    shake = np.stack(
+        [
+            rng.uniform(-1, 1, n) * amount * JITTER * size,
+            rng.uniform(-1, 1, n) * amount * JITTER * size,
+            rng.uniform(-1, 1, n) * amount,
+            rng.uniform(-1, 1, n) * amount * JITTER,
+        ],
+        axis=1,
+    )
+    out = poses + shake
+    out[:, 3] = np.clip(out[:, 3], 0, 1)
+    return out
 
 
 # ------------------------------------------------------------------------------------ textures
@@ -193,14 +218,18 @@ def _noise_bank(size: int) -> np.ndarray:
 
 
 def render_clip(
-    motion: Motion, frames: int, size: int, rng: np.random.Generator, repeats: int = 1
+    motion: Motion, frames: int, size: int, rng: np.random.Generator, hold: tuple[int, int] = (0, 0)
 ) -> np.ndarray:
     """One clip of ``motion``: ``frames x size x size x 3`` uint8 BGR (ready for cv2.imwrite).
 
-    ``repeats`` > 1 plays the motion that many times in the same scene (``repeats * frames`` frames,
-    each run a new track at the same speed): a longer action for the test videos.
+    ``hold=(before, after)``: the object also stands still (jittering) that many frames before and
+    after its motion, in the same scene, as a person stands before and after an action (test videos).
     """
-    poses = np.concatenate([pose_track(motion, frames, size, rng) for _ in range(repeats)])
+    poses = pose_track(motion, frames, size, rng)
+    if hold != (0, 0):
+        poses = np.concatenate(
+            [_jitter(poses[[0] * hold[0]], size, rng), poses, _jitter(poses[[-1] * hold[1]], size, rng)]
+        )
     frames = len(poses)
     bg = _background(rng, size)
     side = int(round(0.6 * size))
@@ -236,6 +265,17 @@ def render_clip(
     return np.clip(clip, 0, 255).astype(np.uint8)[..., ::-1]
 
 
+def render_background(frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One clip of the background class: a still scene, or (half of them) two still scenes with a cut
+    between them at a random frame. Cuts happen in long videos while nothing happens; without them a
+    model takes the jump of a cut for a motion."""
+    cut = int(rng.integers(1, frames)) if frames > 1 and rng.random() < 0.5 else frames
+    first = render_clip(BACKGROUND, cut, size, rng)
+    if cut == frames:
+        return first
+    return np.concatenate([first, render_clip(BACKGROUND, frames - cut, size, rng)])
+
+
 # ------------------------------------------------------------------------------------- writing
 _BACKGROUND_STREAM = 99  # the background clips' random stream: the same whatever the number of classes
 
@@ -245,7 +285,7 @@ def _write_sample(args: tuple) -> None:
     motion = CLASSES[label] if label >= 0 else BACKGROUND
     stream = label if label >= 0 else _BACKGROUND_STREAM
     rng = np.random.default_rng([seed, 0 if split == "train" else 1, stream, index])
-    clip = render_clip(motion, frames, size, rng)
+    clip = render_clip(motion, frames, size, rng) if label >= 0 else render_background(frames, size, rng)
     name = f"{motion.name}_{index:04d}"
     frame_dir = Path(out_dir) / "rawframes" / split / name
     frame_dir.mkdir(parents=True, exist_ok=True)

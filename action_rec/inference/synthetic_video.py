@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from action_rec.data.synthetic import BACKGROUND, CLASSES, render_clip
+from action_rec.data.synthetic import CLASSES, render_clip
 from action_rec.fileio import atomic_path
 
 __all__ = [
@@ -35,20 +35,20 @@ def make_synthetic_video(
     fps: float = 30.0,
     seed: int = 0,
     reversed_pairs: bool = False,
-    repeats: int = 1,
     gap_frames: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Write `path` (.mp4 or .avi) with one segment per entry of `labels` (synthetic class ids);
     returns the ground truth `[{"label": id, "name": class, "start": first frame, "end": last + 1}]`.
 
-    `repeats`: each segment plays its motion that many times in one scene (`repeats *
-    frames_per_segment` frames at the speed of a `frames_per_segment` clip). `gap_frames=(lo, hi)`:
-    a background clip of lo..hi frames (random) before every segment and after the last one; the
-    gaps are no action, so they are in no truth segment.
+    `gap_frames=(lo, hi)`: lo..hi frames (random) of no action before every segment and after the
+    last one, so they are in no truth segment: the object of each segment stands still (jittering)
+    before and after its motion, in its scene, and the cut to the next scene falls in the middle of
+    the gap, as in a long video of someone who sometimes acts.
 
     `reversed_pairs`: a segment whose class is the time-reversal pair of the previous segment's
     (moving left -> right, clockwise -> counter-clockwise, growing -> shrinking) is that segment's
-    frames played backwards: the same frames, so only the order of time tells the two apart.
+    frames played backwards: the same frames, so only the order of time tells the two apart (for
+    videos without gaps).
     """
     path = Path(path)
     fourcc = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
@@ -58,35 +58,39 @@ def make_synthetic_video(
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, (size, size))
         if not writer.isOpened():
             raise RuntimeError(f"{path}: OpenCV cannot write this video type")
+        # Gap k (before segment k; gap n after the last) is split at a random frame: its first part
+        # ends segment k - 1's scene, its second part starts segment k's.
         gap_rng = np.random.default_rng([seed, 3])  # stream 3: the gaps
+        gaps = [
+            int(gap_rng.integers(gap_frames[0], gap_frames[1] + 1)) if gap_frames else 0
+            for _ in range(len(labels) + 1)
+        ]
+        splits = [int(gap_rng.integers(0, g + 1)) for g in gaps]
+        splits[0], splits[-1] = 0, gaps[-1]  # the video starts and ends in a segment's scene
         written = 0
-
-        def write(clip: np.ndarray) -> None:
-            nonlocal written
-            for frame in clip:
-                writer.write(np.ascontiguousarray(frame))
-            written += len(clip)
-
-        def gap() -> None:
-            if gap_frames is not None:
-                n = int(gap_rng.integers(gap_frames[0], gap_frames[1] + 1))
-                write(render_clip(BACKGROUND, n, size, gap_rng))
-
         try:
             for k, label in enumerate(labels):
-                gap()
+                hold = (gaps[k] - splits[k], splits[k + 1])
                 if reversed_pairs and previous is not None and truth[-1]["label"] == label ^ 1:
                     clip = previous[::-1]
                 else:
                     rng = np.random.default_rng(
                         [seed, 2, label, k]
                     )  # stream 2: neither train (0) nor val (1)
-                    clip = render_clip(CLASSES[label], frames_per_segment, size, rng, repeats=repeats)
-                start = written
-                write(clip)
+                    clip = render_clip(CLASSES[label], frames_per_segment, size, rng, hold=hold)
+                for frame in clip:
+                    writer.write(np.ascontiguousarray(frame))
+                start = written + hold[0]
+                written += len(clip)
                 previous = clip
-                truth.append({"label": label, "name": CLASSES[label].name, "start": start, "end": written})
-            gap()
+                truth.append(
+                    {
+                        "label": label,
+                        "name": CLASSES[label].name,
+                        "start": start,
+                        "end": start + frames_per_segment,
+                    }
+                )
         finally:
             writer.release()
     return truth
