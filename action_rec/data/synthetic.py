@@ -16,7 +16,8 @@ e.g. a growing object starts small, while the middle frame does not.)
 With ``background=True`` (``make_synthetic_dataset.py --background``) a ninth kind of clip joins as the
 last label: the same scenes with the object standing still but for a small directionless jitter, and
 in half of them a cut to another still scene, the "no action" class that teaches a model to say
-nothing happens.
+nothing happens. The action clips then also stand still for up to a quarter of their frames before
+and after the motion, so that the model learns where an action starts and ends.
 
 The motion spans the whole clip whatever its length, so the number of frames sets the speed: the
 quick start writes 16-frame clips and samples 8 of them, every 2nd.
@@ -48,6 +49,7 @@ __all__ = [
     "Motion",
     "make_synthetic_dataset",
     "pose_track",
+    "render_action_with_holds",
     "render_background",
     "render_clip",
 ]
@@ -280,12 +282,27 @@ def render_background(frames: int, size: int, rng: np.random.Generator) -> np.nd
 _BACKGROUND_STREAM = 99  # the background clips' random stream: the same whatever the number of classes
 
 
+def render_action_with_holds(motion: Motion, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One clip of ``motion`` whose object stands still for up to a quarter of the frames before and
+    after its motion (the motion itself spans the rest, so it is a little faster). With a background
+    class, these teach a model that a window reaching past an action's start or end still shows that
+    action, rather than a different one."""
+    still = int(rng.integers(0, frames // 4 + 1))
+    before = int(rng.integers(0, still + 1))
+    return render_clip(motion, frames - still, size, rng, hold=(before, still - before))
+
+
 def _write_sample(args: tuple) -> None:
-    out_dir, split, label, index, frames, size, seed, fps, videos = args
+    out_dir, split, label, index, frames, size, seed, fps, videos, holds = args
     motion = CLASSES[label] if label >= 0 else BACKGROUND
     stream = label if label >= 0 else _BACKGROUND_STREAM
     rng = np.random.default_rng([seed, 0 if split == "train" else 1, stream, index])
-    clip = render_clip(motion, frames, size, rng) if label >= 0 else render_background(frames, size, rng)
+    if label < 0:
+        clip = render_background(frames, size, rng)
+    elif holds:
+        clip = render_action_with_holds(motion, frames, size, rng)
+    else:
+        clip = render_clip(motion, frames, size, rng)
     name = f"{motion.name}_{index:04d}"
     frame_dir = Path(out_dir) / "rawframes" / split / name
     frame_dir.mkdir(parents=True, exist_ok=True)
@@ -322,8 +339,9 @@ def make_synthetic_dataset(
     """Write the synthetic dataset to ``out_dir`` (see the module docstring) and return its path.
 
     Classes are the first ``num_classes`` of :data:`CLASSES` (2 to 6), then with ``background`` the
-    :data:`BACKGROUND` class (label ``num_classes``; the action classes' clips do not change). The
-    output depends only on the arguments, not on ``workers``.
+    :data:`BACKGROUND` class (label ``num_classes``), and the action clips stand still for a few
+    frames around their motion (:func:`render_action_with_holds`; without ``background`` they are
+    the motion alone, as always). The output depends only on the arguments, not on ``workers``.
     """
     if not 2 <= num_classes <= len(CLASSES):
         raise UserError(f"num_classes must be 2..{len(CLASSES)}, got {num_classes}")
@@ -335,7 +353,7 @@ def make_synthetic_dataset(
     motions = list(CLASSES[:num_classes]) + ([BACKGROUND] if background else [])
     job_labels = list(range(num_classes)) + ([-1] if background else [])  # -1: the background
     jobs = [
-        (str(out), split, label, index, frames, size, seed, fps, videos)
+        (str(out), split, label, index, frames, size, seed, fps, videos, background)
         for split, per_class in splits.items()
         for label in job_labels
         for index in range(per_class)
