@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -167,3 +168,93 @@ def test_tools_demo_script_runs(model_xml, real_data_dir, tmp_path):
     assert (
         "30 frames read" in result.stdout and len((tmp_path / "p.jsonl").read_text().splitlines()) == 2
     )  # windows end at frames 14 and 22
+
+
+def test_timeline_and_no_action_threshold(model_xml, real_data_dir, tmp_path, capsys):
+    """--timeline writes the action segments; a threshold no window reaches makes everything "no action"
+    (no segment, and "no action" in the per-window log), 0 disables the threshold."""
+    video = str(real_data_dir / "mmaction2" / "demo.mp4")
+    base = ["--model", str(model_xml), "--input", video, "--no-show", "--max-frames", "90"]
+    timeline, log = tmp_path / "timeline.json", tmp_path / "windows.jsonl"
+    assert demo_main(base + ["--threshold", "0.99", "--timeline", str(timeline), "--json", str(log)]) == 0
+    assert "top score below 0.990" in capsys.readouterr().out
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entries and all(e["label"] == "no action" and e["score"] < 0.99 for e in entries)
+    assert json.loads(timeline.read_text()) == []
+
+    off = ["--threshold", "0", "--min-segment", "0", "--hysteresis", "0"]
+    assert demo_main(base + off + ["--timeline", str(timeline), "--json", str(log)]) == 0
+    printed = capsys.readouterr().out
+    segments, entries = (
+        json.loads(timeline.read_text()),
+        [json.loads(x) for x in log.read_text().splitlines()],
+    )
+    assert f"wrote {timeline} ({len(segments)} segments)" in printed
+    assert segments and all(s["label"] in CLASSES and 0 < s["score"] <= 1 for s in segments)
+    # Without smoothing the segments follow the windows' labels and tile their time without holes, from
+    # the first frame the first window saw to the end of the last frame the last one saw.
+    runs = [e["label"] for k, e in enumerate(entries) if k == 0 or e["label"] != entries[k - 1]["label"]]
+    assert [s["label"] for s in segments] == runs
+    fps = cv2.VideoCapture(video).get(cv2.CAP_PROP_FPS)
+    assert sum(s["end_s"] - s["start_s"] for s in segments) == pytest.approx(
+        segments[-1]["end_s"] - segments[0]["start_s"], abs=1e-3
+    )
+    assert segments[0]["start_s"] == pytest.approx(entries[0]["start_frame"] / fps, abs=1e-3)
+    assert segments[-1]["end_s"] == pytest.approx((entries[-1]["frame"] + 1) / fps, abs=1e-3)
+
+    assert demo_main(base + ["--threshold", "1.5"]) == 2
+    assert "--threshold must be between 0 and 1" in capsys.readouterr().err
+
+
+class DroppingStream:
+    """A fake live stream of `frames`, paced at 100 fps, with its own timestamps starting at 0."""
+
+    live, fps = True, 25.0
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        self.name, self.frames, self.k = "rtsp://fake", frames, 0
+
+    def read_timed(self):
+        from action_rec.inference.stream import TimedFrame
+
+        if self.k >= len(self.frames):
+            return None  # the stream drops
+        time.sleep(0.01)
+        self.k += 1
+        return TimedFrame(self.frames[self.k - 1], (self.k - 1) / self.fps)
+
+    def release(self) -> None:
+        pass
+
+
+def test_live_source_that_fails_mid_stream_is_reopened_and_the_run_goes_on(
+    model_xml, real_data_dir, tmp_path
+):
+    from action_rec.inference import ExportedModel, ReconnectingSource, SourceError
+    from action_rec.inference.demo import LiveDemo
+
+    frames = _frames(real_data_dir / "mmaction2" / "demo.mp4", 120)
+    parts = [frames[:60], frames[60:]]
+    messages: list[str] = []
+
+    def reopen() -> DroppingStream:
+        if not parts:
+            raise SourceError("rtsp://fake: cannot open the input")
+        return DroppingStream(parts.pop(0))
+
+    source = ReconnectingSource(reopen, tries=1, backoff_s=0.2, log=messages.append)
+    log, timeline = tmp_path / "w.jsonl", tmp_path / "t.json"
+    demo = LiveDemo(
+        ExportedModel(model_xml, threads=1), source, show=False, json_path=log, timeline_path=timeline
+    )
+    summary = demo.run()
+    assert summary["frames_read"] == 120 and summary["source_drops"] == 2  # the second drop ends it
+    assert any("rtsp://fake: no frame at 2.4 s" in m for m in messages)
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    after = [e for e in entries if e["frame"] >= 60]
+    assert after, "no window after the reconnection"
+    # No window spans the gap: the first one after it starts at the first frame after it, and the
+    # time goes on with the gap (>= the 0.2 s wait) after frame 59's 2.36 s.
+    assert min(e["start_frame"] for e in after) >= 60
+    assert min(e["time_s"] for e in after) >= 59 / 25 + 0.2 + 14 / 25 - 0.01
+    assert json.loads(timeline.read_text()) is not None

@@ -14,12 +14,13 @@ from tiny_model import TEMPLATE, decode, tiny_template
 
 from action_rec.data.synthetic import CLASSES
 from action_rec.data.transforms import preprocess_clip
+from action_rec.evaluation.timeline import timeline_metrics
 from action_rec.export.metadata import frames_to_input, metadata_path
 from action_rec.inference import ExportedModel, ModelError, SourceError, recognize_video, timeline_segments
 from action_rec.inference.demo import LiveDemo
 from action_rec.inference.preprocess import FramePreprocessor
 from action_rec.inference.stream import open_source
-from action_rec.inference.synthetic_video import windows_inside_segments
+from action_rec.inference.synthetic_video import truth_segments, windows_inside_segments
 from action_rec.inference.window import ClipWindow, ScoreAverager
 from action_rec.templates import apply_overrides, load_template
 
@@ -92,17 +93,37 @@ def test_timeline_matches_the_truth_on_the_synthetic_video(trained):
     ]
 
 
+def test_segment_timeline_matches_the_truth(trained):
+    """Smoothed into segments, the windows give the video's four segments, their boundaries within a
+    few frames: frame accuracy >= 90 % and F1@0.50 = 1 against the truth."""
+    entries, segments = recognize_video(
+        trained["xml"], trained["video"], stride=4, average=3, progress=False, timeline={}
+    )
+    truth = truth_segments(trained["truth"], 30.0)
+    assert [s["label"] for s in segments] == [s["label"] for s in truth]
+    metrics = timeline_metrics(read_segments_list(segments), truth)
+    assert metrics["frame_accuracy"] >= 90.0 and metrics["f1@0.50"] == 1.0 and metrics["edit"] == 100.0
+    assert all(e["label"] == e["top_k"][0][0] for e in entries)  # no no-action rule in this model
+
+
+def read_segments_list(segments: list[dict]) -> list[dict]:
+    return [{k: s[k] for k in ("start_s", "end_s", "label")} for s in segments]
+
+
 def test_demo_on_a_file_is_reproducible_and_draws_every_frame(trained, tmp_path):
     """The threaded demo on a file drops nothing: its JSON timeline equals recognize_video's and the
     annotated video has every frame."""
     model = ExportedModel(trained["xml"], threads=1)
     expected = recognize_video(model, trained["video"], stride=8, average=3, progress=False)
-    out, log = tmp_path / "annotated.avi", tmp_path / "timeline.jsonl"
-    summary = LiveDemo(model, open_source(str(trained["video"])), show=False, output=out, json_path=log).run()
+    _, expected_segments = recognize_video(model, trained["video"], progress=False, timeline={})
+    out, log, timeline = tmp_path / "annotated.avi", tmp_path / "windows.jsonl", tmp_path / "timeline.json"
+    source = open_source(str(trained["video"]))
+    summary = LiveDemo(model, source, show=False, output=out, json_path=log, timeline_path=timeline).run()
     got = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [(e["frame"], e["label"], e["top_k"]) for e in got] == [
-        (e["frame"], e["label"], e["top_k"]) for e in expected
+    assert [(e["frame"], e["label"], e["top_k"], e["centre_s"]) for e in got] == [
+        (e["frame"], e["label"], e["top_k"], e["centre_s"]) for e in expected
     ]
+    assert json.loads(timeline.read_text()) == expected_segments and expected_segments
     n = sum(s["end"] - s["start"] for s in trained["truth"])
     assert summary["frames_drawn"] == n and summary["windows_dropped"] == 0
     assert len(decode(out)) == n

@@ -38,6 +38,10 @@ def test_quickstart_wires_data_work_dir_training_and_evaluation(tmp_path):
         "export/model.json",
         "export/model_int8.xml",
         "export/synthetic_test.mp4",
+        "export/synthetic_test_truth.json",
+        "export/synthetic_test_timeline.json",
+        "export/synthetic_test_timeline_metrics.yaml",
+        "export/synthetic_test_timeline.png",
     ):
         assert (work / name).is_file(), name
     keys = {e["key"] for e in yaml.safe_load((work / "metrics.yaml").read_text())["metrics"]}
@@ -45,8 +49,11 @@ def test_quickstart_wires_data_work_dir_training_and_evaluation(tmp_path):
     assert "$ " in done.stdout and "--set" in done.stdout  # every command is printed, overrides included
     assert "validation top-1" in done.stdout and str(work) in done.stdout
     # The exported IR's accuracy table, and the timeline it predicts on a new synthetic video.
-    assert "Top-1 accuracy on 6 calibration clips" in done.stdout and "INT8" in done.stdout
+    # 6 action classes and the background (no action) class, one validation clip each.
+    assert "Top-1 accuracy on 7 calibration clips" in done.stdout and "INT8" in done.stdout
     assert "Truth (12 segments" in done.stdout and "Windows inside one segment labelled right" in done.stdout
+    assert "frame accuracy" in done.stdout and "F1@0.50" in done.stdout  # the timeline, measured
+    assert (tmp_path / "data" / "label_map.txt").read_text().split()[-1] == "background"
     # A second run reuses the data and the work dir.
     again = _run(tmp_path, *tiny)
     assert again.returncode == 0 and "already in" in again.stdout and "reusing" in again.stdout
@@ -61,3 +68,8 @@ def test_quickstart_reaches_90_percent(tmp_path, model):
     work = next(p for p in tmp_path.iterdir() if p.name.startswith(model))
     values = {e["key"]: e["value"] for e in yaml.safe_load((work / "metrics.yaml").read_text())["metrics"]}
     assert values["accuracy"] >= 90.0
+    # The test video with no-action gaps: its action timeline against the truth.
+    timeline = yaml.safe_load((work / "export" / "synthetic_test_timeline_metrics.yaml").read_text())[
+        "metrics"
+    ]
+    assert timeline["frame_accuracy"] >= 90.0 and timeline["f1@0.50"] >= 0.9

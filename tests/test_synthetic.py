@@ -11,7 +11,15 @@ import pytest
 
 from action_rec.data.annotations import parse_annotation_file, read_label_map, read_video_list
 from action_rec.data.dump import dump_videos
-from action_rec.data.synthetic import CLASSES, make_synthetic_dataset, pose_track
+from action_rec.data.synthetic import (
+    BACKGROUND,
+    CLASSES,
+    JITTER,
+    make_synthetic_dataset,
+    pose_track,
+    render_background,
+    render_clip,
+)
 from action_rec.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,3 +211,68 @@ def test_cli(tmp_path, capsys):
     assert (tmp_path / "d" / "train.txt").read_text().splitlines()[0] == "train/moving_left_0000 0 0 4 0 4 30"
     assert tool.main([str(tmp_path / "e"), "--num-classes", "9"]) == 2
     assert "error: num_classes must be 2..8" in capsys.readouterr().err
+    assert tool.main([str(tmp_path / "f"), *args, "--background"]) == 0
+    assert (
+        "wrote 6 videos of 4 frames (3 classes: moving_left, moving_right, background)"
+        in capsys.readouterr().out
+    )
+    assert (tmp_path / "f" / "train.txt").read_text().splitlines()[-1] == "train/background_0000 2 0 4 0 4 30"
+
+
+def test_background_class_is_still_and_actions_stand_around_their_motion(tmp_path):
+    """--background adds a last class of still scenes with a small directionless jitter (half of them
+    cut to another still scene), and the action clips stand still for a few frames around their
+    motion."""
+    kwargs = dict(num_classes=2, train_per_class=6, val_per_class=1, frames=16, size=64, seed=5)
+    with_bg = make_synthetic_dataset(tmp_path / "bg", background=True, **kwargs)
+    assert read_label_map(with_bg / "label_map.txt") == ["moving_left", "moving_right", "background"]
+    records = parse_annotation_file(with_bg / "train.txt", with_bg)
+    assert [r.label for r in records] == [0] * 6 + [1] * 6 + [2] * 6
+
+    def steps(clip: np.ndarray) -> np.ndarray:  # change between consecutive frames, noise blurred away
+        blurred = np.stack([cv2.GaussianBlur(f.astype(np.float32), (0, 0), 2.0) for f in clip])
+        return np.abs(np.diff(blurred, axis=0)).mean(axis=(1, 2, 3))
+
+    still = [np.median(steps(read_clip(r))) for r in records if r.label == 2]
+    moving = [np.median(steps(read_clip(r))) for r in records if r.label != 2]
+    assert np.median(still) < np.median(moving), (still, moving)  # (jitter and JPEG noise move a little)
+    # An action with holds: the object stands (jittering) before and after its motion, in one scene.
+    clip = render_clip(CLASSES[1], 8, 48, np.random.default_rng(0), hold=(4, 3))
+    s = steps(clip)
+    assert len(clip) == 15 and max(s[:3].max(), s[-2:].max()) < s[4:10].min()
+
+    # Half the background clips cut once to another still scene: one big step, the others tiny.
+    cuts = []
+    for seed in range(20):
+        s = steps(render_background(12, 48, np.random.default_rng(seed)))
+        jumps = int((s > 10 * np.median(s) + 1).sum())
+        assert jumps <= 1, (seed, s)
+        cuts.append(jumps)
+    assert 4 <= sum(cuts) <= 16
+
+    rng = np.random.default_rng(0)
+    tracks = np.stack([pose_track(BACKGROUND, 16, 64, rng) for _ in range(200)])
+    spread = tracks[:, :, :2].max(axis=1) - tracks[:, :, :2].min(axis=1)
+    assert spread.max() <= 2 * JITTER * 64 + 1e-9 and spread.mean() > 0  # jitter, never a journey
+    drift = tracks[:, -1, 0] - tracks[:, 0, 0]
+    assert abs(drift.mean()) < 0.1  # no direction
+
+
+def test_test_video_with_no_action_gaps(tmp_path):
+    from action_rec.inference.synthetic_video import make_synthetic_video, truth_segments
+
+    video = tmp_path / "gaps.avi"
+    truth = make_synthetic_video(video, [0, 3], frames_per_segment=8, size=32, fps=20.0, gap_frames=(4, 6))
+    assert [(s["name"], s["end"] - s["start"]) for s in truth] == [("moving_left", 8), ("moving_down", 8)]
+    gaps = [truth[0]["start"], truth[1]["start"] - truth[0]["end"]]
+    assert all(4 <= g <= 6 for g in gaps)
+    cap = cv2.VideoCapture(str(video))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert 4 <= n - truth[1]["end"] <= 6  # a gap after the last segment too
+    segments = truth_segments(truth, 20.0)
+    assert segments[0] == {
+        "start_s": truth[0]["start"] / 20,
+        "end_s": truth[0]["end"] / 20,
+        "label": "moving_left",
+    }

@@ -3,6 +3,7 @@
 
 python tools/demo.py --model export/model.xml --input 0
 python tools/demo.py --model export/model.xml --input video.mp4 --no-show --output out.mp4 --json out.jsonl
+python tools/demo.py --model export/model.xml --input rtsp://camera/stream --no-show --timeline timeline.json
 """
 
 import sys

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the synthetic sample dataset: classes that differ only in motion, in the raw-frame layout.
 
-python tools/make_synthetic_dataset.py /tmp/synthetic [--videos]
+python tools/make_synthetic_dataset.py /tmp/synthetic [--videos] [--background]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from action_rec.data.synthetic import CLASSES, make_synthetic_dataset  # noqa: E402
+from action_rec.data.synthetic import BACKGROUND, CLASSES, make_synthetic_dataset  # noqa: E402
 from action_rec.errors import UserError  # noqa: E402
 
 
@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--videos", action="store_true", help="also write mp4 videos and video lists for dump_frames"
+    )
+    parser.add_argument(
+        "--background",
+        action="store_true",
+        help="add a 'background' class (still scenes, small jitter) as the last label: no action",
     )
     parser.add_argument(
         "--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes to render with"
@@ -46,14 +51,16 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             videos=args.videos,
             workers=args.workers,
+            background=args.background,
         )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    n = args.num_classes * (args.train_per_class + args.val_per_class)
+    names = [c.name for c in CLASSES[: args.num_classes]] + ([BACKGROUND.name] if args.background else [])
+    n = len(names) * (args.train_per_class + args.val_per_class)
     print(
-        f"wrote {n} videos of {args.frames} frames ({args.num_classes} classes: "
-        f"{', '.join(c.name for c in CLASSES[: args.num_classes])}) to {out} in {time.perf_counter() - start:.1f} s"
+        f"wrote {n} videos of {args.frames} frames ({len(names)} classes: "
+        f"{', '.join(names)}) to {out} in {time.perf_counter() - start:.1f} s"
     )
     print(f"  {out / 'train.txt'}, {out / 'val.txt'}, {out / 'label_map.txt'}")
     if args.videos:

@@ -7,18 +7,21 @@
 
 It runs the README's steps and prints each command, so you can repeat or change any of them:
 1. make the synthetic motion dataset (six classes that differ only in the direction of motion:
-   left / right, up / down, growing / shrinking);
+   left / right, up / down, growing / shrinking, and a background class of still scenes: no action);
 2. instantiate the template into a work dir (tools/instantiate_template.py --no-download);
 3. train from scratch with the work dir's train.py, at a reduced clip length and input size so that a
    2-core CPU finishes in minutes (the overrides are passed with --set and printed);
 4. evaluate best.pth with the work dir's eval.py;
-5. export best.pth to OpenVINO IR with the work dir's export.py (skip with --no-export).
+5. export best.pth to OpenVINO IR with the work dir's export.py (skip with --no-export);
+6. recognize a long test video with no-action gaps with the IR, as tools/demo.py --timeline does, and
+   measure its action timeline against the truth as tools/eval_timeline.py does (frame accuracy, F1).
 Everything goes under --out-dir (default ./quickstart).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import subprocess
 import sys
@@ -57,6 +60,10 @@ QUICK_TRAINING = {"batch_size": 8, "base_learning_rate": 0.0007}
 QUICK_EPOCHS = {"s3d": 10, "x3d": 6}
 # 16-frame videos: one clip of 8 frames, every 2nd, sees the whole motion.
 DATA = {"num_classes": 6, "train_per_class": 300, "val_per_class": 30, "frames": 16, "size": 80}
+# The test video: two segments of every class in random order, each one motion as in training (16
+# frames, 0.53 s at 30 fps), with 0.8-1.6 s of still scenes (no action) before, between and after them.
+# Windows every 2 frames, scores averaged over 3; segments of 0.25 s or more (the actions are short).
+TEST_VIDEO = {"gap_frames": (24, 48), "fps": 30.0, "stride": 2, "average": 3, "min_segment_s": 0.25}
 
 
 def run(command: list[str], cwd: Path | None = None) -> float:
@@ -72,6 +79,11 @@ def run(command: list[str], cwd: Path | None = None) -> float:
 
 def make_data(data_dir: Path, args: argparse.Namespace) -> None:
     if (data_dir / "train.txt").is_file() and (data_dir / "val.txt").is_file():
+        label_map = data_dir / "label_map.txt"
+        if "background" not in label_map.read_text().split():
+            print(f"quickstart: {label_map} has no background class (an older quick start's data); "
+                  f"delete {data_dir} to make it again", file=sys.stderr)  # fmt: skip
+            sys.exit(2)
         print(f"Sample data already in {data_dir} (delete it to make it again)")
         return
     run(
@@ -84,38 +96,66 @@ def make_data(data_dir: Path, args: argparse.Namespace) -> None:
             "--val-per-class", str(args.val_per_class),
             "--frames", str(DATA["frames"]),
             "--size", str(DATA["size"]),
-            "--workers", "2",
+            "--workers", "2", "--background",
         ]
     )  # fmt: skip
 
 
-def recognize_test_video(model_xml: Path, args: argparse.Namespace) -> tuple[int, int]:
-    """Recognize a new synthetic video (two segments of every class, in random order) with the exported
-    IR, as tools/demo.py does live; print the predicted timeline beside the truth. Returns (windows
-    labelled right, windows judged): the windows that lie inside one segment."""
+def recognize_test_video(model_xml: Path, args: argparse.Namespace) -> dict:
+    """Recognize a new synthetic video with no-action gaps (two segments of every class, in random
+    order) with the exported IR, as tools/demo.py --timeline does; print the predicted action timeline
+    beside the truth and measure it as tools/eval_timeline.py does. Returns the timeline metrics."""
+    from action_rec.evaluation.timeline import evaluate_timeline_files, format_metrics
+    from action_rec.fileio import atomic_write
     from action_rec.inference import (
-        format_timeline,
         format_truth,
         make_synthetic_video,
         recognize_video,
         timeline_agreement,
+        truth_segments,
     )
 
     labels = np.random.default_rng(args.seed).permutation(np.repeat(np.arange(DATA["num_classes"]), 2))
-    video = model_xml.parent / "synthetic_test.mp4"
-    fps = 30.0
+    out = model_xml.parent
+    video, fps = out / "synthetic_test.mp4", TEST_VIDEO["fps"]
     truth = make_synthetic_video(
-        video, labels.tolist(), frames_per_segment=DATA["frames"], size=DATA["size"], fps=fps, seed=args.seed
-    )
+        video, labels.tolist(), frames_per_segment=DATA["frames"], size=DATA["size"], fps=fps, seed=args.seed,
+        gap_frames=TEST_VIDEO["gap_frames"],
+    )  # fmt: skip
+    truth_json, timeline_json = out / "synthetic_test_truth.json", out / "synthetic_test_timeline.json"
+    atomic_write(truth_json, json.dumps(truth_segments(truth, fps), indent=1) + "\n")
+    stride, average, min_segment = TEST_VIDEO["stride"], TEST_VIDEO["average"], TEST_VIDEO["min_segment_s"]
     print(
-        f"\n$ python tools/demo.py --model {model_xml} --input {video} --no-show   (in-process)", flush=True
+        f"\n$ python tools/demo.py --model {model_xml} --input {video} --no-show --stride {stride} "
+        f"--average {average} --min-segment {min_segment} --timeline {timeline_json}   (in-process)",
+        flush=True,
     )
-    entries = recognize_video(model_xml, video, stride=DATA["frames"] // 2, average=1, progress=False)
+    entries, segments = recognize_video(
+        model_xml,
+        video,
+        stride=stride,
+        average=average,
+        progress=False,
+        timeline={"min_segment_s": min_segment},
+    )
+    atomic_write(timeline_json, json.dumps(segments, indent=1) + "\n")
     correct, judged = timeline_agreement(entries, truth)
-    print(f"Truth ({len(truth)} segments of {DATA['frames']} frames):\n{format_truth(truth, fps)}")
-    print(f"Predicted, one line per run of equal labels:\n{format_timeline(entries, key='window_label')}")
+    print(f"Truth ({len(truth)} segments of {DATA['frames']} frames, no action between):")
+    print(format_truth(truth, fps))
+    print("Predicted action segments:")
+    for seg in segments:
+        print(
+            f"{seg['start_s']:7.2f} s - {seg['end_s']:7.2f} s  {seg['label']:<24} (score {seg['score']:.2f})"
+        )
     print(f"Windows inside one segment labelled right: {correct} of {judged}")
-    return correct, judged
+    metrics_path, plot_path = (
+        out / "synthetic_test_timeline_metrics.yaml",
+        out / "synthetic_test_timeline.png",
+    )
+    print(f"\n$ python tools/eval_timeline.py --pred {timeline_json} --truth {truth_json}   (in-process)")
+    metrics = evaluate_timeline_files(timeline_json, truth_json, metrics_path, plot_path)
+    print(format_metrics(metrics))
+    return {**metrics, "timeline": timeline_json, "plot": plot_path, "metrics_path": metrics_path}
 
 
 def quickstart(model: str, data_dir: Path, args: argparse.Namespace) -> dict:
@@ -224,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
             f"    evaluation   {r['metrics_path']}, confusion_matrix.png, per_class_accuracy.csv"
             + (
                 f"\n    OpenVINO IR  {r['export_dir']}/model.xml, model_int8.xml"
-                f"\n    test video   {r['timeline'][0]} of {r['timeline'][1]} windows labelled right"
+                f"\n    test video   timeline frame accuracy {r['timeline']['frame_accuracy']:.1f} %, "
+                f"F1@0.50 {r['timeline']['f1@0.50']:.2f}, edit {r['timeline']['edit']:.1f}: "
+                f"{r['timeline']['timeline']}, {r['timeline']['plot'].name}"
                 if r["export_dir"]
                 else ""
             )

@@ -13,6 +13,12 @@ classes of a pair, and only the direction of time separates them. (An order-blin
 still see *which kind* of motion happens, i.e. the pair; and the first frame alone hints at the class,
 e.g. a growing object starts small, while the middle frame does not.)
 
+With ``background=True`` (``make_synthetic_dataset.py --background``) a ninth kind of clip joins as the
+last label: the same scenes with the object standing still but for a small directionless jitter, and
+in half of them a cut to another still scene, the "no action" class that teaches a model to say
+nothing happens. The action clips then also stand still for up to a quarter of their frames before
+and after the motion, so that the model learns where an action starts and ends.
+
 The motion spans the whole clip whatever its length, so the number of frames sets the speed: the
 quick start writes 16-frame clips and samples 8 of them, every 2nd.
 
@@ -37,7 +43,16 @@ import numpy as np
 from action_rec.errors import UserError
 from action_rec.fileio import atomic_write
 
-__all__ = ["CLASSES", "Motion", "make_synthetic_dataset", "pose_track", "render_clip"]
+__all__ = [
+    "BACKGROUND",
+    "CLASSES",
+    "Motion",
+    "make_synthetic_dataset",
+    "pose_track",
+    "render_action_with_holds",
+    "render_background",
+    "render_clip",
+]
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,13 @@ CLASSES = (
     Motion("rotating_clockwise", "rotate", -1),
     Motion("rotating_counterclockwise", "rotate", +1),
 )
+
+# The "no action" class (`--background`): the same scenes and objects, standing still but for a small
+# random jitter (a shaky camera, sensor wobble) that has no direction; half of its clips cut to another
+# still scene (render_background). It is not one of CLASSES: a dataset made with it gets it as its
+# last label, whatever its number of action classes.
+BACKGROUND = Motion("background", "still", 0)
+JITTER = 0.01  # the largest jitter, as a fraction of the frame size (and 1 degree, 1 % of the scale)
 
 SCALE_RANGE = (0.4, 1.0)  # object size relative to its sprite (0.6 x frame size)
 MARGIN = 0.2  # the object's centre stays this far (frame fraction) from the edges it moves towards
@@ -92,10 +114,31 @@ def pose_track(motion: Motion, frames: int, size: int, rng: np.random.Generator)
     elif motion.kind == "scale":
         growth = rng.uniform(*GROWTH)
         phase = rng.uniform(0, 1 - growth) + growth * t
+    elif motion.kind == "still":
+        x, y, angle, phase = _jitter(np.stack([x, y, angle, phase], axis=1), size, rng).T
     else:
         raise ValueError(f"unknown motion kind {motion.kind!r}")
     track = np.stack([x, y, np.mod(angle, 360.0), phase], axis=1)
     return track[::-1].copy() if motion.direction < 0 else track
+
+
+def _jitter(poses: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Still poses shaken independently per frame (never drifting): up to JITTER of the frame size in
+    x and y, 1 degree and JITTER of the scale phase, times a random amount for the clip."""
+    amount = rng.uniform(0, 1)
+    n = len(poses)
+    shake = np.stack(
+        [
+            rng.uniform(-1, 1, n) * amount * JITTER * size,
+            rng.uniform(-1, 1, n) * amount * JITTER * size,
+            rng.uniform(-1, 1, n) * amount,
+            rng.uniform(-1, 1, n) * amount * JITTER,
+        ],
+        axis=1,
+    )
+    out = poses + shake
+    out[:, 3] = np.clip(out[:, 3], 0, 1)
+    return out
 
 
 # ------------------------------------------------------------------------------------ textures
@@ -176,9 +219,20 @@ def _noise_bank(size: int) -> np.ndarray:
     return _NOISE_BANK[size]
 
 
-def render_clip(motion: Motion, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One clip of ``motion``: ``frames x size x size x 3`` uint8 BGR (ready for cv2.imwrite)."""
+def render_clip(
+    motion: Motion, frames: int, size: int, rng: np.random.Generator, hold: tuple[int, int] = (0, 0)
+) -> np.ndarray:
+    """One clip of ``motion``: ``frames x size x size x 3`` uint8 BGR (ready for cv2.imwrite).
+
+    ``hold=(before, after)``: the object also stands still (jittering) that many frames before and
+    after its motion, in the same scene, as a person stands before and after an action (test videos).
+    """
     poses = pose_track(motion, frames, size, rng)
+    if hold != (0, 0):
+        poses = np.concatenate(
+            [_jitter(poses[[0] * hold[0]], size, rng), poses, _jitter(poses[[-1] * hold[1]], size, rng)]
+        )
+    frames = len(poses)
     bg = _background(rng, size)
     side = int(round(0.6 * size))
     colour, alpha = _sprite(rng, side)
@@ -213,12 +267,42 @@ def render_clip(motion: Motion, frames: int, size: int, rng: np.random.Generator
     return np.clip(clip, 0, 255).astype(np.uint8)[..., ::-1]
 
 
+def render_background(frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One clip of the background class: a still scene, or (half of them) two still scenes with a cut
+    between them at a random frame. Cuts happen in long videos while nothing happens; without them a
+    model takes the jump of a cut for a motion."""
+    cut = int(rng.integers(1, frames)) if frames > 1 and rng.random() < 0.5 else frames
+    first = render_clip(BACKGROUND, cut, size, rng)
+    if cut == frames:
+        return first
+    return np.concatenate([first, render_clip(BACKGROUND, frames - cut, size, rng)])
+
+
 # ------------------------------------------------------------------------------------- writing
+_BACKGROUND_STREAM = 99  # the background clips' random stream: the same whatever the number of classes
+
+
+def render_action_with_holds(motion: Motion, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One clip of ``motion`` whose object stands still for up to a quarter of the frames before and
+    after its motion (the motion itself spans the rest, so it is a little faster). With a background
+    class, these teach a model that a window reaching past an action's start or end still shows that
+    action, rather than a different one."""
+    still = int(rng.integers(0, frames // 4 + 1))
+    before = int(rng.integers(0, still + 1))
+    return render_clip(motion, frames - still, size, rng, hold=(before, still - before))
+
+
 def _write_sample(args: tuple) -> None:
-    out_dir, split, label, index, frames, size, seed, fps, videos = args
-    motion = CLASSES[label]
-    rng = np.random.default_rng([seed, 0 if split == "train" else 1, label, index])
-    clip = render_clip(motion, frames, size, rng)
+    out_dir, split, label, index, frames, size, seed, fps, videos, holds = args
+    motion = CLASSES[label] if label >= 0 else BACKGROUND
+    stream = label if label >= 0 else _BACKGROUND_STREAM
+    rng = np.random.default_rng([seed, 0 if split == "train" else 1, stream, index])
+    if label < 0:
+        clip = render_background(frames, size, rng)
+    elif holds:
+        clip = render_action_with_holds(motion, frames, size, rng)
+    else:
+        clip = render_clip(motion, frames, size, rng)
     name = f"{motion.name}_{index:04d}"
     frame_dir = Path(out_dir) / "rawframes" / split / name
     frame_dir.mkdir(parents=True, exist_ok=True)
@@ -250,11 +334,14 @@ def make_synthetic_dataset(
     videos: bool = False,
     fps: float = 30.0,
     workers: int = 1,
+    background: bool = False,
 ) -> Path:
     """Write the synthetic dataset to ``out_dir`` (see the module docstring) and return its path.
 
-    Classes are the first ``num_classes`` of :data:`CLASSES` (2 to 6). The output depends only on the
-    arguments, not on ``workers``.
+    Classes are the first ``num_classes`` of :data:`CLASSES` (2 to 6), then with ``background`` the
+    :data:`BACKGROUND` class (label ``num_classes``), and the action clips stand still for a few
+    frames around their motion (:func:`render_action_with_holds`; without ``background`` they are
+    the motion alone, as always). The output depends only on the arguments, not on ``workers``.
     """
     if not 2 <= num_classes <= len(CLASSES):
         raise UserError(f"num_classes must be 2..{len(CLASSES)}, got {num_classes}")
@@ -263,10 +350,12 @@ def make_synthetic_dataset(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     splits = {"train": train_per_class, "val": val_per_class}
+    motions = list(CLASSES[:num_classes]) + ([BACKGROUND] if background else [])
+    job_labels = list(range(num_classes)) + ([-1] if background else [])  # -1: the background
     jobs = [
-        (str(out), split, label, index, frames, size, seed, fps, videos)
+        (str(out), split, label, index, frames, size, seed, fps, videos, background)
         for split, per_class in splits.items()
-        for label in range(num_classes)
+        for label in job_labels
         for index in range(per_class)
     ]
     if workers > 1:
@@ -278,13 +367,13 @@ def make_synthetic_dataset(
 
     for split, per_class in splits.items():
         ann, vids = [], []
-        for label in range(num_classes):
+        for label, motion in enumerate(motions):
             for index in range(per_class):
-                name = f"{split}/{CLASSES[label].name}_{index:04d}"
+                name = f"{split}/{motion.name}_{index:04d}"
                 ann.append(f"{name} {label} 0 {frames} 0 {frames} {fps:g}\n")
                 vids.append(f"{name}.mp4 {label}\n")
         _write_lines(out / f"{split}.txt", ann)
         if videos:
             _write_lines(out / f"videos_{split}.txt", vids)
-    _write_lines(out / "label_map.txt", [f"{CLASSES[i].name}\n" for i in range(num_classes)])
+    _write_lines(out / "label_map.txt", [f"{m.name}\n" for m in motions])
     return out

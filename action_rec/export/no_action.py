@@ -1,14 +1,22 @@
-"""When a recognizer should say "no action": a background class, and a calibrated score threshold.
+""" "No action": which classes never count as an action, and the score below which nothing is reported.
 
-A classifier always names one of its classes. Two things make it stay silent when nothing happens:
-a class called `no_action` or `background` in label_map.txt is never reported as an action, and a
-window whose top class probability is below a threshold is "no action". The threshold is calibrated
-at export on the validation clips as the lowest top probability that still keeps `keep` (95 %) of the
-correct predictions, and stored in model.json as `no_action`; `--threshold` overrides it.
+A recognizer run on hours of video or on an idle camera must be able to say "nothing happens". Two
+rules work together, and both travel with the exported model in `model.json`:
+
+- a class named `no_action` or `background` in label_map.txt is never reported as an action (train one
+  on clips without the target actions and the model learns to say so);
+- a top probability (after the recognizer's score averaging) below `threshold` means "no action". The
+  threshold is calibrated at export on the validation clips: the highest one that still keeps a given
+  share (95 % by default) of the correct predictions, so it removes the unsure guesses while costing at
+  most 5 % of the right ones.
+
+Readers (the recognizer, the demo, deploy scripts) take `meta.get("no_action", {})`; `--threshold`
+overrides the stored value (0 disables it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,33 +26,42 @@ __all__ = ["NO_ACTION_NAMES", "no_action_classes", "calibrate_threshold", "no_ac
 NO_ACTION_NAMES = ("no_action", "background")
 
 
-def no_action_classes(class_names: list[str]) -> list[int]:
-    """Indices of the classes that mean "nothing happens" (by name, case-insensitive)."""
+def no_action_classes(class_names: Sequence[str]) -> list[int]:
+    """Indices of the classes that mean "no action" (named `no_action` or `background`, any case)."""
     return [i for i, name in enumerate(class_names) if name.strip().lower() in NO_ACTION_NAMES]
 
 
 def calibrate_threshold(
     top_probabilities: np.ndarray, correct: np.ndarray, keep: float = 0.95
 ) -> float | None:
-    """The top-probability threshold that keeps `keep` of the correct predictions: the (1 - keep)
-    quantile of the correct clips' top probabilities (rounded down to 4 decimals, so that exactly
-    those clips stay above it). None when no prediction was correct."""
+    """The highest probability threshold that keeps at least `keep` of the correct predictions.
+
+    `top_probabilities[i]` is the top class probability of validation clip i and `correct[i]` whether
+    that class was right. With the correct clips' top probabilities sorted, p_0 <= ... <= p_{n-1}, the
+    threshold is p_k with k = floor((1 - keep) * n): at least n - k >= keep * n correct clips score
+    p_k or more, so they stay actions. Returns None when no prediction is correct (nothing to keep).
+    """
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be in (0, 1], got {keep}")
-    scores = np.sort(np.asarray(top_probabilities, np.float64)[np.asarray(correct, bool)])
-    if scores.size == 0:
+    probs = np.asarray(top_probabilities, np.float64).reshape(-1)
+    right = np.asarray(correct, bool).reshape(-1)
+    if probs.shape != right.shape:
+        raise ValueError(f"{probs.shape[0]} probabilities but {right.shape[0]} correctness flags")
+    kept = np.sort(probs[right])
+    if kept.size == 0:
         return None
-    index = int(np.floor((1.0 - keep) * scores.size))
-    return float(np.floor(scores[min(index, scores.size - 1)] * 1e4) / 1e4)
+    k = int(np.floor((1.0 - keep) * kept.size + 1e-9))
+    return float(kept[min(k, kept.size - 1)])
 
 
 def no_action_metadata(
-    class_names: list[str], threshold: float | None, keep: float, clips: int
+    class_names: Sequence[str], threshold: float | None, keep: float, clips: int
 ) -> dict[str, Any]:
-    """The `no_action` block of model.json, read by every recognizer."""
+    """The `model.json` block `meta["no_action"]`: the calibrated threshold (None: not calibrated, no
+    threshold), the class names that always mean "no action", and how the threshold was found."""
     return {
-        "threshold": threshold,
+        "threshold": None if threshold is None else float(threshold),
         "classes": [class_names[i] for i in no_action_classes(class_names)],
-        "keep_correct": keep,
+        "keep_correct": float(keep),
         "calibration_clips": int(clips),
     }

@@ -5,6 +5,9 @@
     inference thread window job -> IR -> probabilities averaged over the last windows -> result
     main thread      frame + latest result -> top-k labels, FPS, latency drawn -> window / video / JSON
 
+The inference thread also feeds the segment timeline (timeline.py), written with `--timeline` at the
+end. A live source that drops is reopened with backoff (stream.py) and the run goes on.
+
 Both queues are bounded. For a live source (camera, stream) a full queue drops its oldest item: a
 stale window or frame is worth nothing and the display never falls behind the camera. For a file
 nothing is dropped and every frame is drawn with the result of the last window ending at or before
@@ -27,46 +30,15 @@ import cv2
 import numpy as np
 
 from action_rec.errors import UserError
+from action_rec.fileio import atomic_write
 from action_rec.inference.model import ExportedModel
+from action_rec.inference.overlay import DemoError, draw_overlay, open_writer
 from action_rec.inference.recognizer import Recognizer
-from action_rec.inference.stream import VideoSource, open_source, put_latest
+from action_rec.inference.stream import FrameSource, ReconnectingSource, open_source, put_latest
 
-__all__ = ["LiveDemo", "draw_overlay", "main"]
+__all__ = ["DemoError", "LiveDemo", "draw_overlay", "main"]
 
 _POLL_S = 0.05
-
-
-class DemoError(UserError):
-    """A demo setting that cannot work (no display, unknown output type)."""
-
-
-def draw_overlay(
-    frame: np.ndarray, entry: dict[str, Any] | None, fps: float, latency_ms: float
-) -> np.ndarray:
-    """Draw the top-k labels with score bars, the FPS and the inference latency on a copy of `frame`."""
-    out = frame.copy()
-    h, w = out.shape[:2]
-    scale = max(0.5, min(h, w) / 480)
-    line = int(26 * scale) + 4
-    rows = entry["top_k"] if entry else []
-    box_h = line * (len(rows) + 1) + 8
-    box_w = min(w, int(330 * scale) + 10)
-    shade = out[:box_h, :box_w]
-    shade[:] = (shade * 0.45).astype(out.dtype)
-    font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, int(round(scale * 1.5)))
-    if not rows:
-        cv2.putText(
-            out, "collecting frames...", (6, line), font, 0.6 * scale, (255, 255, 255), thick, cv2.LINE_AA
-        )
-    for k, (label, score) in enumerate(rows):
-        y = line * (k + 1)
-        bar = int((box_w - 12) * float(score))
-        cv2.rectangle(out, (6, y - line + 8), (6 + bar, y + 2), (60, 140, 60) if k == 0 else (90, 90, 90), -1)
-        text = f"{label}  {float(score):.2f}"
-        cv2.putText(out, text, (10, y - 2), font, 0.6 * scale, (255, 255, 255), thick, cv2.LINE_AA)
-    status = f"{fps:5.1f} FPS   {latency_ms:5.1f} ms/clip"
-    cv2.putText(out, status, (6, box_h - 6), font, 0.5 * scale, (0, 255, 255), thick, cv2.LINE_AA)
-    return out
 
 
 class LiveDemo:
@@ -75,7 +47,7 @@ class LiveDemo:
     def __init__(
         self,
         model: ExportedModel,
-        source: VideoSource,
+        source: FrameSource,
         *,
         stride: int = 8,
         average: int = 3,
@@ -85,17 +57,25 @@ class LiveDemo:
         json_path: str | Path | None = None,
         max_frames: int | None = None,
         pace: bool = False,
+        threshold: float | None = None,
+        timeline_path: str | Path | None = None,
+        min_segment_s: float = 0.5,
+        hysteresis: float = 0.1,
     ) -> None:
         self.model, self.source = model, source
         self.live = source.live or pace
         self.pace = pace and not source.live and bool(source.fps)
-        self.recognizer = Recognizer(model, source.fps, stride=stride, average=average)
+        self.recognizer = Recognizer(model, source.fps, stride=stride, average=average, threshold=threshold)
+        self.timeline = self.recognizer.timeline(min_segment_s=min_segment_s, hysteresis=hysteresis)
+        self.timeline_path = Path(timeline_path) if timeline_path else None
         self.top_k, self.show, self.max_frames = top_k, show, max_frames
         self.output = Path(output) if output else None
         self.json_path = Path(json_path) if json_path else None
         self.infer_q: queue.Queue = queue.Queue(maxsize=1)
         self.draw_q: queue.Queue = queue.Queue(maxsize=4)
         self.stop = threading.Event()
+        if isinstance(source, ReconnectingSource):
+            source.stop = self.stop  # quitting also ends a wait to reopen the source
         self.results: dict[int, dict[str, Any]] = {}
         self.latest: dict[str, Any] | None = None
         self.cond = threading.Condition()
@@ -106,6 +86,7 @@ class LiveDemo:
             "windows": 0,
             "windows_dropped": 0,
             "frames_dropped": 0,
+            "windows_untimed": 0,
         }
         self.inference_done = False
 
@@ -127,16 +108,18 @@ class LiveDemo:
         start, index = time.perf_counter(), 0
         try:
             while not self.stop.is_set() and (self.max_frames is None or index < self.max_frames):
-                frame = self.source.read()
-                if frame is None:
+                timed = self.source.read_timed()
+                if timed is None:
                     break
                 if self.pace:
                     time.sleep(max(0.0, start + index / self.source.fps - time.perf_counter()))
                 self.stats["frames_read"] += 1
-                due = self.recognizer.add_frame(index, frame)
-                if due is not None:
-                    self._put(self.infer_q, (index, *due), "windows_dropped")
-                self._put(self.draw_q, (index, frame, due is not None), "frames_dropped")
+                if timed.after_gap:
+                    self.recognizer.restart(index)
+                job = self.recognizer.add_frame(index, timed.image, timed.time_s)
+                if job is not None:
+                    self._put(self.infer_q, job, "windows_dropped")
+                self._put(self.draw_q, (index, timed.image, job is not None), "frames_dropped")
                 index += 1
         except BaseException as exc:  # reported by run() in the main thread
             self.errors.append(exc)
@@ -172,7 +155,13 @@ class LiveDemo:
     def _infer(self, json_file) -> None:
         try:
             while (job := self._get(self.infer_q)) is not None:
-                entry = self.recognizer.infer(*job).to_json(self.model.class_names, self.top_k)
+                prediction = self.recognizer.infer(job)
+                entry = prediction.to_json(self.model.class_names, self.top_k)
+                cell = prediction.cell()
+                if cell is not None:
+                    self.timeline.add(*cell, prediction.averaged, prediction.reach, prediction.after_gap)
+                else:
+                    self.stats["windows_untimed"] += 1
                 if json_file is not None:
                     json_file.write(json.dumps(entry) + "\n")
                 with self.cond:
@@ -226,7 +215,7 @@ class LiveDemo:
                 canvas = draw_overlay(frame, shown, fps, latency)
                 if video_tmp is not None:
                     if writer is None:
-                        writer = _open_writer(
+                        writer = open_writer(
                             video_tmp, self.source.fps or 25.0, canvas.shape[1], canvas.shape[0]
                         )
                     writer.write(canvas)
@@ -243,6 +232,9 @@ class LiveDemo:
             capture.join(timeout=5)
             infer.join(timeout=60)
             self.source.release()
+            self.timeline.finish()
+            if ok and self.timeline_path is not None:
+                atomic_write(self.timeline_path, json.dumps(self.timeline.segments, indent=1) + "\n")
             if writer is not None:
                 writer.release()
             if json_file is not None:
@@ -262,19 +254,13 @@ class LiveDemo:
         lat = self.model.latencies_ms
         return {
             **self.stats,
+            "segments": len(self.timeline.segments),
+            "source_drops": getattr(self.source, "drops", 0),
             "elapsed_s": elapsed,
             "display_fps": self.stats["frames_drawn"] / elapsed if elapsed > 0 else 0.0,
             "mean_latency_ms": float(np.mean(lat)) if lat else float("nan"),
             "median_latency_ms": float(np.median(lat)) if lat else float("nan"),
         }
-
-
-def _open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
-    fourcc = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}[path.suffix.lower()]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
-    if not writer.isOpened():
-        raise DemoError(f"{path}: cannot write a video here")
-    return writer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,7 +285,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3, help="labels to show (default 3)")
     p.add_argument("--no-show", action="store_true", help="do not open a window (headless)")
     p.add_argument("--output", help="write the annotated video here (.mp4 or .avi)")
-    p.add_argument("--json", help="write the timeline here, one JSON object per window")
+    p.add_argument("--json", help="write the per-window log here, one JSON object per window")
+    p.add_argument(
+        "--timeline",
+        help='write the action segments here: [{"start_s", "end_s", "label", "score"}] (JSON)',
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="top probability below which a window means no action (default: model.json's; 0: none)",
+    )
+    p.add_argument(
+        "--min-segment",
+        type=float,
+        default=0.5,
+        help="seconds: shorter runs (actions or gaps) do not change the timeline (default 0.5)",
+    )
+    p.add_argument(
+        "--hysteresis",
+        type=float,
+        default=0.1,
+        help="the current action stays while its score is within this of the top one (default 0.1)",
+    )
+    p.add_argument(
+        "--reconnect-tries",
+        type=int,
+        help="live sources: tries to reopen after a drop (default: forever; 0: end the run)",
+    )
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument(
         "--realtime",
@@ -315,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("stride", "average", "top_k"):
             if getattr(args, name) < 1:
                 raise DemoError(f"--{name.replace('_', '-')} must be at least 1")
+        if args.threshold is not None and not 0 <= args.threshold <= 1:
+            raise DemoError(f"--threshold must be between 0 and 1, got {args.threshold}")
+        if args.min_segment < 0 or not 0 <= args.hysteresis < 1:
+            raise DemoError("--min-segment must be >= 0 and --hysteresis in [0, 1)")
         if args.output and Path(args.output).suffix.lower() not in (".mp4", ".m4v", ".avi", ".mkv"):
             raise DemoError(f"{args.output}: --output must end in .mp4, .m4v, .avi or .mkv")
         show = not args.no_show
@@ -328,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
             args.model, device=args.device, threads=args.threads, precision=args.precision_hint
         )
         source = open_source(args.input)
+        if source.live and args.reconnect_tries != 0:
+            spec = args.input
+            source.release()
+            source = ReconnectingSource(lambda: open_source(spec), tries=args.reconnect_tries)
+        if args.timeline and not source.live and not source.fps:
+            raise DemoError(f"{args.input}: the file has no frame rate, so --timeline has no times")
         print(
             f"{model.path}: {len(model.class_names)} classes, clip {model.input['clip_len']} frames every "
             f"{model.frame_step(source.fps):g} frame(s), input {model.input['format']}; "
@@ -344,6 +366,21 @@ def main(argv: list[str] | None = None) -> int:
             json_path=args.json,
             max_frames=args.max_frames,
             pace=args.realtime,
+            threshold=args.threshold,
+            timeline_path=args.timeline,
+            min_segment_s=args.min_segment,
+            hysteresis=args.hysteresis,
+        )
+        rule = demo.recognizer.rule
+        print(
+            "no action: "
+            + (
+                f"classes {[model.class_names[i] for i in sorted(rule.no_action_ids)]}"
+                if rule.no_action_ids
+                else "no class"
+            )
+            + (f", top score below {rule.threshold:.3f}" if rule.threshold is not None else ", no threshold")
+            + f"; timeline: segments of {args.min_segment:g} s or more, hysteresis {args.hysteresis:g}"
         )
         summary = demo.run()
     except UserError as exc:
@@ -354,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({summary['windows_dropped']} stale windows and {summary['frames_dropped']} stale frames dropped) "
         f"in {summary['elapsed_s']:.1f} s"
     )
+    if summary["source_drops"]:
+        print(f"the source dropped {summary['source_drops']} time(s) and was reopened")
     print(
         f"mean latency {summary['mean_latency_ms']:.1f} ms/clip (median {summary['median_latency_ms']:.1f}), "
         f"{summary['display_fps']:.1f} FPS"
@@ -361,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     if summary["windows"] == 0:
         span = int(round((model.input["clip_len"] - 1) * model.frame_step(source.fps))) + 1
         print(f"note: the input ended before the first window was full ({span} frames are needed)")
-    for path in (args.output, args.json):
+    for path in (args.output, args.json, args.timeline):
         if path:
-            print(f"wrote {path}")
+            print(f"wrote {path}" + (f" ({summary['segments']} segments)" if path == args.timeline else ""))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from action_rec.export.openvino_ir import compile_ir
 
 __all__ = ["ModelError", "ExportedModel"]
 
+LATENCIES_KEPT = 10_000
 _ELEMENT_TYPES = {"f32": ov.Type.f32, "u8": ov.Type.u8}
 
 
@@ -57,7 +59,9 @@ class ExportedModel:
         else:
             self.compiled = compile_ir(model, device, threads=threads, precision=precision, core=core)
         self._request = self.compiled.create_infer_request()
-        self.latencies_ms: list[float] = []
+        # The most recent latencies only: a recognizer may run for days, and nothing may grow.
+        self.latencies_ms: deque[float] = deque(maxlen=LATENCIES_KEPT)
+        self.inferences = 0
 
     def _check(self, model: ov.Model) -> None:
         meta_json = self.path.with_suffix(".json").name
@@ -107,4 +111,5 @@ class ExportedModel:
         start = time.perf_counter()
         scores = self._request.infer({0: clip}, share_inputs=True)[0]
         self.latencies_ms.append((time.perf_counter() - start) * 1000.0)
+        self.inferences += 1
         return scores_to_probabilities(scores, self.meta["output"]["softmax_scale"])[0]

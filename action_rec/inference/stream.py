@@ -3,27 +3,65 @@
 Live sources (cameras, rtsp/http streams) produce frames whether or not we keep up, so the reader
 must never fall behind: when a consumer is slow, stale frames are dropped. A file is read at the
 speed of its consumers and never loses a frame, so results on a file are reproducible.
+
+A live source that drops (a camera unplugged, an RTSP server restarting, a network hiccup) is reopened
+with growing waits (`ReconnectingSource`); each drop prints a message, and the frame times go on with
+the time the gap lasted, so a timeline stays true to the clock. Live frame times come from the stream's
+own timestamps when it has them, else from the clock when each frame arrives.
 """
 
 from __future__ import annotations
 
 import queue
 import re
-from dataclasses import dataclass
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
+import numpy as np
 
 from action_rec.errors import UserError
 
-__all__ = ["SourceError", "VideoSource", "open_source", "put_latest"]
+__all__ = [
+    "SourceError",
+    "TimedFrame",
+    "VideoSource",
+    "ReconnectingSource",
+    "open_source",
+    "put_latest",
+]
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
 class SourceError(UserError):
     """An input that cannot be opened or decoded; the message names it."""
+
+
+@dataclass
+class TimedFrame:
+    """A decoded BGR frame and when it was taken (seconds; None: a file, whose times are index / fps)."""
+
+    image: np.ndarray
+    time_s: float | None = None
+    after_gap: bool = False  # the first frame after the source dropped and was reopened
+
+
+class FrameSource(Protocol):
+    """What the demo reads from: a `VideoSource`, or anything that behaves like one (tests, benches)."""
+
+    name: str
+    live: bool
+    fps: float | None
+
+    def read_timed(self) -> TimedFrame | None: ...
+
+    def release(self) -> None: ...
 
 
 @dataclass
@@ -35,11 +73,31 @@ class VideoSource:
     live: bool
     fps: float | None  # None when the source does not say (some cameras and streams)
     frame_count: int | None  # None for live sources
+    _first: tuple[float, float] | None = field(default=None, repr=False)  # (stream ms, clock) of frame 0
+    _last_ms: float = field(default=-1.0, repr=False)
 
     def read(self) -> Any:
         """The next BGR frame, or None at the end of the stream."""
         ok, frame = self.capture.read()
         return frame if ok else None
+
+    def read_timed(self) -> TimedFrame | None:
+        """The next frame with its time since this source's first frame (live sources: the stream's
+        timestamp when it gives increasing ones, else the clock); None at the end of the stream."""
+        ok, frame = self.capture.read()
+        if not ok:
+            return None
+        if not self.live:
+            return TimedFrame(frame)
+        now, stream_ms = time.monotonic(), float(self.capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+        if self._first is None:
+            self._first, self._last_ms = (stream_ms, now), stream_ms
+            return TimedFrame(frame, 0.0)
+        if stream_ms > self._last_ms:  # the stream's timestamps, while they keep increasing
+            self._last_ms = stream_ms
+            return TimedFrame(frame, (stream_ms - self._first[0]) / 1000.0)
+        self._last_ms = float("inf")  # one bad timestamp: the clock from now on, never a mix
+        return TimedFrame(frame, now - self._first[1])
 
     def release(self) -> None:
         self.capture.release()
@@ -83,3 +141,100 @@ def put_latest(q: queue.Queue, item: Any) -> int:
                 dropped += 1
             except queue.Empty:
                 pass
+
+
+class ReconnectingSource:
+    """A live source that is reopened when it stops delivering frames, until `stop` is set.
+
+    Waits `backoff_s`, doubling up to `max_wait_s`, between tries; `tries` caps the tries per drop
+    (None: forever, what an unattended camera wants). Frame times continue across a drop with the time
+    the gap lasted on the clock; the first frame after it has `after_gap` set, so the recognizer starts
+    a fresh window and the timeline closes the open segment.
+    """
+
+    def __init__(
+        self,
+        open_fn: Callable[[], FrameSource],
+        *,
+        tries: int | None = None,
+        backoff_s: float = 0.5,
+        max_wait_s: float = 30.0,
+        stop: threading.Event | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self._open = open_fn
+        self.source = open_fn()  # the first open's error is the user's to see
+        self.name, self.live, self.fps = self.source.name, True, self.source.fps
+        self.frame_count = None
+        self.tries, self.backoff_s, self.max_wait_s = tries, backoff_s, max_wait_s
+        self.stop = stop or threading.Event()
+        self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+        self.drops = 0
+        self._offset = 0.0  # timeline time of this connection's first frame
+        self._last: tuple[float, float] | None = None  # (timeline time, clock) of the last frame
+        self._reopened = False
+
+    def read_timed(self) -> TimedFrame | None:
+        while not self.stop.is_set():
+            frame = self.source.read_timed()
+            if frame is not None:
+                return self._stamp(frame)
+            if not self._reopen():
+                return None
+        return None
+
+    def read(self) -> Any:
+        frame = self.read_timed()
+        return None if frame is None else frame.image
+
+    def _stamp(self, frame: TimedFrame) -> TimedFrame:
+        now = time.monotonic()
+        t = frame.time_s if frame.time_s is not None else 0.0
+        gap = self._reopened
+        if gap and self._last is not None:  # the gap lasted as long as the clock says
+            self._offset = self._last[0] + (now - self._last[1]) - t
+        self._reopened = False
+        frame = TimedFrame(frame.image, self._offset + t, gap)
+        self._last = (frame.time_s, now)
+        return frame
+
+    def _reopen(self) -> bool:
+        self.drops += 1
+        at = f" at {self._last[0]:.1f} s" if self._last else ""
+        self.source.release()
+        wait, attempt = self.backoff_s, 0
+        while self.tries is None or attempt < self.tries:
+            attempt += 1
+            self.log(
+                f"{self.name}: no frame{at} (drop {self.drops}); reopening in {wait:g} s (try {attempt})"
+            )
+            if self.stop.wait(wait):
+                return False
+            try:
+                self.source = self._open()
+            except SourceError as exc:
+                self.log(f"{self.name}: reopening failed: {exc}")
+                wait = min(wait * 2, self.max_wait_s)
+                continue
+            self._reopened = True
+            self.log(f"{self.name}: reopened after {attempt} tr{'y' if attempt == 1 else 'ies'}")
+            return True
+        self.log(f"{self.name}: gave up after {attempt} tries; the run ends here")
+        self.source = _Closed(self.name)
+        return False
+
+    def release(self) -> None:
+        self.source.release()
+
+
+class _Closed:
+    """The source after giving up: nothing more to read or release."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.live, self.fps = name, True, None
+
+    def read_timed(self) -> None:
+        return None
+
+    def release(self) -> None:
+        pass

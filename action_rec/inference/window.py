@@ -32,6 +32,7 @@ class ClipWindow:
         frame_shape: tuple[int, ...],
         dtype: type = np.float32,
         planar: bool = True,
+        start: int = 0,
     ) -> None:
         if clip_len < 1 or step <= 0 or stride < 1:
             raise UserError(f"bad window: clip_len={clip_len}, step={step}, stride={stride}")
@@ -39,7 +40,7 @@ class ClipWindow:
         shape = (frame_shape[0], clip_len, *frame_shape[1:]) if planar else (clip_len, *frame_shape)
         self._buffer = np.zeros(shape, dtype)
         self._count = 0  # frames pushed so far
-        self._next_sample = 0.0  # source frame index of the next sampled frame
+        self._next_sample = float(start)  # source frame index of the next sampled frame
         self._last_window: int | None = None
         self.first_index: int | None = None  # source index of the oldest frame in the buffer
         self._indices: deque[int] = deque(maxlen=clip_len)

@@ -1,0 +1,63 @@
+"""What the demo draws and writes: the overlay on each frame, the annotated video's writer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from action_rec.errors import UserError
+from action_rec.inference.timeline import NO_ACTION
+
+__all__ = ["DemoError", "draw_overlay", "open_writer"]
+
+
+class DemoError(UserError):
+    """A demo setting that cannot work (no display, unknown output type)."""
+
+
+def draw_overlay(
+    frame: np.ndarray, entry: dict[str, Any] | None, fps: float, latency_ms: float
+) -> np.ndarray:
+    """Draw the top-k labels with score bars, the FPS and the inference latency on a copy of `frame`."""
+    out = frame.copy()
+    h, w = out.shape[:2]
+    scale = max(0.5, min(h, w) / 480)
+    line = int(26 * scale) + 4
+    rows = entry["top_k"] if entry else []
+    idle = bool(entry) and entry["label"] == NO_ACTION
+    if idle:  # the scores stay visible, greyed, under the verdict
+        rows = [(NO_ACTION, None)] + list(rows)
+    box_h = line * (len(rows) + 1) + 8
+    box_w = min(w, int(330 * scale) + 10)
+    shade = out[:box_h, :box_w]
+    shade[:] = (shade * 0.45).astype(out.dtype)
+    font, thick = cv2.FONT_HERSHEY_SIMPLEX, max(1, int(round(scale * 1.5)))
+    if not rows:
+        cv2.putText(
+            out, "collecting frames...", (6, line), font, 0.6 * scale, (255, 255, 255), thick, cv2.LINE_AA
+        )
+    for k, (label, score) in enumerate(rows):
+        y = line * (k + 1)
+        if score is None:
+            cv2.putText(out, label, (10, y - 2), font, 0.6 * scale, (200, 200, 200), thick, cv2.LINE_AA)
+            continue
+        bar = int((box_w - 12) * float(score))
+        top = k == 0 and not idle
+        cv2.rectangle(out, (6, y - line + 8), (6 + bar, y + 2), (60, 140, 60) if top else (90, 90, 90), -1)
+        text = f"{label}  {float(score):.2f}"
+        cv2.putText(out, text, (10, y - 2), font, 0.6 * scale, (255, 255, 255), thick, cv2.LINE_AA)
+    status = f"{fps:5.1f} FPS   {latency_ms:5.1f} ms/clip"
+    cv2.putText(out, status, (6, box_h - 6), font, 0.5 * scale, (0, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
+def open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
+    """An OpenCV writer for `path`, its codec chosen by the suffix."""
+    fourcc = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}[path.suffix.lower()]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    if not writer.isOpened():
+        raise DemoError(f"{path}: cannot write a video here")
+    return writer

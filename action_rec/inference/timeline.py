@@ -1,0 +1,194 @@
+"""Window scores -> "what happened when": the no-action rule and the smoothed segment timeline.
+
+A window names an action only when its top class (after score averaging) is not a no-action class
+(`no_action`, `background`) and its probability reaches the threshold (calibrated at export and stored
+in model.json, or `--threshold`); otherwise it says "no action".
+
+The timeline turns the windows' decisions into segments `{"start_s", "end_s", "label", "score"}`.
+Each window stands for the time around the centre of the frames its averaged scores saw, one stride
+wide. Two kinds of smoothing keep the segments from flickering:
+
+- hysteresis: the current action stays while its probability is within `hysteresis` of the top class
+  and at least `threshold - hysteresis`; a new label must beat it clearly;
+- a minimum segment length: a run of windows shorter than `min_segment_s` (an action or a gap) does not
+  change the state; it joins the segment before it. A new state starts where its run started, so the
+  boundaries stay where the change happened.
+
+The builder works on a stream: it keeps only the open runs, and hands out each segment as it closes.
+Time where no action is recognized belongs to no segment. A gap in the input (a dropped stream,
+flagged by the source, or a hole of more than `MAX_BRIDGE` strides) ends the open segment; a smaller
+hole (stale windows a slow CPU skipped) is bridged by the window after it. At the start and the end of the input (and around a gap) the timeline reaches as far as
+the first and last windows saw, not just their stride's share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from action_rec.export.no_action import no_action_classes
+
+__all__ = ["NO_ACTION", "ActionRule", "TimelineBuilder"]
+
+NO_ACTION = "no action"
+MAX_BRIDGE = 10  # strides of missing windows the timeline bridges without ending the segment
+
+
+class ActionRule:
+    """Averaged class probabilities -> the action's class index, or None for "no action"."""
+
+    def __init__(
+        self, class_names: Sequence[str], threshold: float | None = None, no_action_names: Sequence[str] = ()
+    ) -> None:
+        self.class_names = list(class_names)
+        extra = set(no_action_names)
+        self.no_action_ids = set(no_action_classes(self.class_names)) | {
+            i for i, name in enumerate(self.class_names) if name in extra
+        }
+        self.threshold = float(threshold) if threshold else None  # 0 or None: no threshold
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], threshold: float | None = None) -> ActionRule:
+        """The rule stored in model.json (`meta["no_action"]`); `threshold` overrides it (0 disables)."""
+        block = meta.get("no_action") or {}
+        chosen = block.get("threshold") if threshold is None else threshold
+        return cls(meta["class_names"], chosen, block.get("classes") or ())
+
+    def label(self, probabilities: np.ndarray) -> int | None:
+        best = int(np.argmax(probabilities))
+        if best in self.no_action_ids:
+            return None
+        if self.threshold is not None and probabilities[best] < self.threshold:
+            return None
+        return best
+
+    def name(self, label: int | None) -> str:
+        return NO_ACTION if label is None else self.class_names[label]
+
+
+@dataclass
+class _Run:
+    label: int | None
+    start: float
+    end: float
+    score_sum: float = 0.0
+    windows: int = 0
+
+    def add(self, end: float, score: float) -> None:
+        self.end = end
+        self.score_sum += score
+        self.windows += 1
+
+
+class TimelineBuilder:
+    """Feed `add(start_s, end_s, probabilities)` per window in time order; `finish()` at the end.
+
+    `segments` holds every closed action segment; `add` and `finish` also return the ones they closed.
+    """
+
+    def __init__(self, rule: ActionRule, min_segment_s: float = 0.5, hysteresis: float = 0.1) -> None:
+        if min_segment_s < 0 or not 0 <= hysteresis < 1:
+            raise ValueError(f"bad smoothing: min_segment_s={min_segment_s}, hysteresis={hysteresis}")
+        self.rule, self.min_segment_s, self.hysteresis = rule, float(min_segment_s), float(hysteresis)
+        self.segments: list[dict[str, Any]] = []
+        self._state: _Run | None = None  # the confirmed run, still open
+        self._pending: list[_Run] = []  # runs after it, shorter than min_segment_s so far
+        self._reach_end: float | None = None  # the end of the frames the last window saw
+
+    def decide(self, probabilities: np.ndarray, current: int | None) -> int | None:
+        """The window's label given the current state (hysteresis keeps the current action)."""
+        fresh = self.rule.label(probabilities)
+        if current is None or fresh == current:
+            return fresh
+        p = float(probabilities[current])
+        floor = (self.rule.threshold or 0.0) - self.hysteresis
+        if p >= float(np.max(probabilities)) - self.hysteresis and p >= floor:
+            return current
+        return fresh
+
+    def add(
+        self,
+        start_s: float,
+        end_s: float,
+        probabilities: np.ndarray,
+        reach: tuple[float, float] | None = None,
+        after_gap: bool = False,
+    ) -> list[dict[str, Any]]:
+        """One window standing for [start_s, end_s) that saw the frames of `reach` (start of the first,
+        end of the last); `after_gap`: the first window after the source dropped. Returns the segments
+        this closed."""
+        closed: list[dict[str, Any]] = []
+        last = self._pending[-1] if self._pending else self._state
+        if last is not None:
+            if after_gap or start_s > last.end + MAX_BRIDGE * (end_s - start_s):
+                closed = self.finish()
+                last = None
+            else:  # the first windows' cells overlap a little; skipped windows leave a hole to bridge
+                start_s = last.end
+        if last is None and reach is not None:  # the first window after the start or a gap
+            start_s = min(start_s, reach[0])
+        self._reach_end = reach[1] if reach is not None else None
+        if end_s <= start_s:
+            return closed
+        label = self.decide(probabilities, self._state.label if self._state else None)
+        score = float(probabilities[label]) if label is not None else 0.0
+        if last is not None and last.label == label:
+            last.add(end_s, score)
+        else:
+            run = _Run(label, start_s, start_s)
+            run.add(end_s, score)
+            self._pending.append(run)
+        run = self._pending[-1] if self._pending else None
+        if run is not None and run.end - run.start >= self.min_segment_s:
+            closed += self._confirm(run)
+        return closed
+
+    def _confirm(self, run: _Run) -> list[dict[str, Any]]:
+        """`run` (the last pending one) is long enough: the short runs before it join the state."""
+        self._pending.pop()
+        if self._state is None:
+            if self._pending:
+                run.start = self._pending[0].start
+            self._pending, self._state = [], run
+            return []
+        self._pending = []
+        if self._state.label == run.label:
+            self._state.end, self._state.score_sum = run.end, self._state.score_sum + run.score_sum
+            self._state.windows += run.windows
+            return []
+        self._state.end = run.start
+        closed = self._close(self._state)
+        self._state = run
+        return closed
+
+    def _close(self, run: _Run) -> list[dict[str, Any]]:
+        if run.label is None or run.windows == 0:
+            return []
+        segment = {
+            "start_s": round(run.start, 3),
+            "end_s": round(run.end, 3),
+            "label": self.rule.name(run.label),
+            "score": round(run.score_sum / run.windows, 4),
+        }
+        self.segments.append(segment)
+        return [segment]
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Close the open segment (at the end of the input, or at a gap); the short runs at the end join
+        it, or, when nothing lasted `min_segment_s`, the longest of them stands for all."""
+        if self._state is None and self._pending:
+            longest = max(self._pending, key=lambda r: r.end - r.start)
+            longest.start, longest.end = self._pending[0].start, self._pending[-1].end
+            self._state, self._pending = longest, []
+        closed: list[dict[str, Any]] = []
+        if self._state is not None:
+            if self._pending:
+                self._state.end = self._pending[-1].end
+            if self._reach_end is not None:
+                self._state.end = max(self._state.end, self._reach_end)
+            closed = self._close(self._state)
+        self._state, self._pending, self._reach_end = None, [], None
+        return closed
