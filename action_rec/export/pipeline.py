@@ -31,7 +31,7 @@ from action_rec.export.metadata import (
     metadata_path,
     write_metadata,
 )
-from action_rec.export.no_action import calibrate_threshold, no_action_metadata
+from action_rec.export.no_action import calibrate_threshold, no_action_classes, no_action_metadata
 from action_rec.export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_op_counts
 from action_rec.export.openvino_ir import add_input_format, convert_onnx
 from action_rec.export.runtime import available_hints
@@ -257,16 +257,21 @@ def export_module(
                     np.asarray(report.hits[key]),
                     options.keep_correct,
                 )
-                variant.meta = {
-                    **variant.meta,
-                    "no_action": no_action_metadata(
-                        class_names, threshold, options.keep_correct, report.clips
-                    ),
-                }
+                # With a background class the model says "no action" itself; the threshold (calibrated on
+                # trimmed clips, so high) would also silence the less sure windows at the edges of every
+                # action in a long video. It is then recorded but not applied by default.
+                applied = None if no_action_classes(class_names) else threshold
+                block = no_action_metadata(class_names, applied, options.keep_correct, report.clips)
+                variant.meta = {**variant.meta, "no_action": {**block, "calibrated_threshold": threshold}}
                 if variant.file:
+                    verdict = (
+                        "'no action' below it (--threshold overrides)"
+                        if applied is not None
+                        else f"recorded, not applied: the class {block['classes'][0]} says 'no action'"
+                    )
                     log(
-                        f"{variant.file}: 'no action' below top probability {threshold}, which keeps "
-                        f"{100 * options.keep_correct:.0f} % of its correct predictions on {report.clips} clips"
+                        f"{variant.file}: top probability {threshold} keeps {100 * options.keep_correct:.0f} % "
+                        f"of its correct predictions on {report.clips} clips: {verdict}"
                     )
 
         written = ["model.onnx"]
