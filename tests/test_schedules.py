@@ -72,10 +72,13 @@ def test_agc_clips_only_units_whose_gradient_is_too_large():
     assert clipped == 1
     assert torch.allclose(p.grad[0], torch.tensor([0.6, 0.8]))
     assert unitwise_norm(p.grad)[1].item() == pytest.approx(0.2 * 1e-3, rel=1e-5)
-    bias = nn.Parameter(torch.tensor([1.0, 0.0]))
-    bias.grad = torch.tensor([3.0, 4.0])  # 1-D: the whole tensor is one unit, norm 5 > 0.2
-    adaptive_clip_grad_([bias], clip=0.2)
-    assert bias.grad.norm().item() == pytest.approx(0.2, rel=1e-5)
+    # 1-D (BN weight, bias): each element is its own unit, u(x) = |x|, as in the original.
+    bias = nn.Parameter(torch.tensor([1.0, -10.0, 0.0]))
+    bias.grad = torch.tensor([0.1, -3.0, 0.5])
+    assert torch.equal(unitwise_norm(bias), torch.tensor([1.0, 10.0, 0.0]))
+    assert adaptive_clip_grad_([bias], clip=0.2) == 1
+    # 0.1 <= 0.2 * 1: kept; 3 > 0.2 * 10: scaled to 2 (sign kept); 0.5 > 0.2 * max(0, 1e-3): to 2e-4.
+    assert torch.allclose(bias.grad, torch.tensor([0.1, -2.0, 2e-4]), rtol=1e-5)
 
 
 def test_global_norm_clipping():

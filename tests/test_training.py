@@ -76,6 +76,12 @@ def test_x3d_run_writes_every_output(data3, tmp_path, capsys):
     assert {"train_loss", "train_top1", "val_top1", "val_top5", "val_mean_class", "lr", "clips_per_s"} <= set(
         epochs[0]
     )
+    # The AM-Softmax scale of each epoch's last iteration (global i = 2, 5 of N = 40 x 3), by the
+    # original's PolyScalarScheduler formula.
+    n, f = 40 * 3, (5.0 - 30.0) / (1 - 1.2)
+    for record, i in zip(epochs, (2, 5), strict=True):
+        expected = f / n**1.2 * i**1.2 - 1.2 * f / n * i + 30.0
+        assert record["loss/scale"] == pytest.approx(expected, rel=1e-9)
     steps = [r for r in records if r["kind"] == "train"]
     assert len(steps) == 6 and all(r["local_push"] is not None for r in steps)  # X3D's extra loss is on
     best = load_checkpoint(out / "best.pth")

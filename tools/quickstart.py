@@ -175,7 +175,7 @@ def quickstart(model: str, data_dir: Path, args: argparse.Namespace) -> dict:
         "outputs": outputs,
         "metrics_path": metrics_path,
         "export_dir": export_dir,
-        "top1": metrics["accuracy"],
+        "top1": metrics["top1_accuracy"],
         "timeline": timeline,
         "mean_class": metrics["mean_class_accuracy"],
         "train_seconds": train_seconds,

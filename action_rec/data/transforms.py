@@ -65,6 +65,8 @@ __all__ = [
     "warp_frames",
     "crop_resize_frames",
     "resize_frames",
+    "resize_frame",
+    "resize_interpolation",
     "photometric_matrix",
     "sample_photometric",
     "apply_photometric",
@@ -188,27 +190,37 @@ def warp_frames(frames: Sequence[np.ndarray], matrix: np.ndarray, size: int) -> 
 def crop_resize_frames(
     frames: Sequence[np.ndarray], crop: tuple[int, int, int, int], size: int, flip: bool = False
 ) -> np.ndarray:
-    """Crop ``(x, y, w, h)``, resize to ``size x size`` (bilinear), optionally mirror: ``T x size x size x 3``."""
+    """Crop ``(x, y, w, h)``, resize to ``size x size`` (`resize_interpolation`'s rule), optionally
+    mirror: ``T x size x size x 3``."""
     x, y, cw, ch = crop
     out = np.empty((len(frames), size, size, 3), dtype=np.uint8)
+    interpolation = resize_interpolation((ch, cw), (size, size))
     for i, frame in enumerate(frames):
-        cv2.resize(frame[y : y + ch, x : x + cw], (size, size), dst=out[i], interpolation=cv2.INTER_LINEAR)
+        cv2.resize(frame[y : y + ch, x : x + cw], (size, size), dst=out[i], interpolation=interpolation)
         if flip:
             cv2.flip(out[i], 1, dst=out[i])
     return out
 
 
-def resize_frames(frames: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarray]:
-    """Frames at ``(height, width)``: bilinear as the original, area averaging when shrinking more than 2x
-    (bilinear would alias there)."""
+def resize_interpolation(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> int:
+    """The one resize rule of training, evaluation, export checks and the live demo: bilinear (the
+    original's), area averaging when both sides shrink more than 2x (bilinear then skips pixels and
+    aliases: a 1080p camera frame brought to 256 would look unlike the same video's dumped frames)."""
+    shrink = min(src_hw[0] / dst_hw[0], src_hw[1] / dst_hw[1])
+    return cv2.INTER_AREA if shrink > 2 else cv2.INTER_LINEAR
+
+
+def resize_frame(frame: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """``frame`` at ``(height, width)`` by `resize_interpolation`'s rule (unchanged when already there)."""
     h, w = hw
-    out = []
-    for f in frames:
-        if f.shape[:2] != (h, w):
-            shrink = min(f.shape[0] / h, f.shape[1] / w) > 2
-            f = cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        out.append(f)
-    return out
+    if frame.shape[:2] == (h, w):
+        return frame
+    return cv2.resize(frame, (w, h), interpolation=resize_interpolation(frame.shape[:2], (h, w)))
+
+
+def resize_frames(frames: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarray]:
+    """Frames at ``(height, width)``, each by `resize_frame`."""
+    return [resize_frame(f, hw) for f in frames]
 
 
 # ---------------------------------------------------------------------------------------- colour
@@ -456,7 +468,7 @@ class TrainTransform:
 
 
 def center_crop_clip(frames: Sequence[np.ndarray], resize_short: int, size: int) -> np.ndarray:
-    """Short-side resize (bilinear) and centre crop: ``T x size x size x 3`` uint8, black where the
+    """Short-side resize (`resize_frame`: the same rule as training) and centre crop: ``T x size x size x 3`` uint8, black where the
     resized frame is smaller than the crop."""
     h, w = frames[0].shape[:2]
     rh, rw = short_side_size(h, w, resize_short)
@@ -471,8 +483,7 @@ def center_crop_clip(frames: Sequence[np.ndarray], resize_short: int, size: int)
         else np.zeros((len(frames), size, size, 3), np.uint8)
     )
     for i, frame in enumerate(frames):
-        if frame.shape[:2] != (rh, rw):
-            frame = cv2.resize(frame, (rw, rh), interpolation=cv2.INTER_LINEAR)
+        frame = resize_frame(frame, (rh, rw))
         out[i, y0 - top : y1 - top, x0 - left : x1 - left] = frame[y0:y1, x0:x1]
     return out
 

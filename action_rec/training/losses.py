@@ -1,8 +1,9 @@
 """Losses of the original recipe: AM-Softmax with its regularisers, or plain cross-entropy.
 
 The angular head outputs raw cosines ``N x C``; the losses scale them. The AM-Softmax scale follows a
-schedule (`am_softmax_scale`): large at the start so that the softmax is sharp while the cosines are
-small, then down to ``scale_end`` (the scale the model's ``probabilities`` use at inference).
+schedule (`am_softmax_scale`, the original's PolyScalarScheduler): large at the start so that the softmax
+is sharp while the cosines are small, then down to ``scale_end`` (the scale the model's
+``probabilities`` use at inference).
 """
 
 from __future__ import annotations
@@ -26,13 +27,23 @@ __all__ = [
 
 
 def am_softmax_scale(epoch: float, loss_cfg: dict[str, Any]) -> float:
-    """Scale at (fractional) `epoch`: polynomial of power ``scale_power`` from ``scale_start`` down to
-    ``scale_end`` over the first ``scale_epochs`` epochs, then ``scale_end``."""
+    """Scale at (fractional) `epoch`: the original's PolyScalarScheduler, then ``scale_end``.
+
+    Per iteration i over N = ``scale_epochs`` x iterations per epoch, with start, end, power p and
+    F = (end - start) / (1 - p): ``s(i) = F / N^p * i^p - p * F / N * i + start`` for i < N, then end.
+    It leaves ``start`` falling fastest and reaches ``end`` with zero slope. Written with the fraction
+    q = i / N = epoch / scale_epochs it is ``start + F (q^p - p q)``: the iterations per epoch cancel.
+    (p = 1 would divide by zero; the original has no such case, and a linear ramp is its limit.)
+    """
     start, end = float(loss_cfg["scale_start"]), float(loss_cfg["scale_end"])
-    span = loss_cfg["scale_epochs"]
+    span, power = loss_cfg["scale_epochs"], float(loss_cfg["scale_power"])
     if span <= 0 or epoch >= span:
         return end
-    return end + (start - end) * (1.0 - max(epoch, 0.0) / span) ** float(loss_cfg["scale_power"])
+    q = max(epoch, 0.0) / span
+    if power == 1.0:
+        return start + (end - start) * q
+    factor = (end - start) / (1.0 - power)
+    return start + factor * (q**power - power * q)
 
 
 def am_softmax_loss(
@@ -84,10 +95,12 @@ def local_push_loss(
     """X3D's local push: keep each sample further from other classes' samples than from its own centre.
 
     For sample i: ``max_j relu(e_i . e_j - t_i)`` over samples j of another class, with
-    ``t_i = max(cos(e_i, w_yi), margin) - margin``; averaged over samples that have such a j.
+    ``t_i = max(cos(e_i, w_yi), margin) - margin``, a constant (no gradient flows through it, as in the
+    original: the loss moves samples apart, not towards their centre); averaged over samples that have
+    such a j.
     `embeddings` ``N x D`` L2-normalised, `cos` ``N x C``, `labels` ``N``.
     """
-    target = cos.gather(1, labels[:, None]).squeeze(1).clamp(min=margin) - margin
+    target = cos.detach().gather(1, labels[:, None]).squeeze(1).clamp(min=margin) - margin
     similarity = embeddings @ embeddings.t()
     other = labels[:, None] != labels[None, :]
     pushed = F.relu(similarity - target[:, None]).masked_fill(~other, 0.0)

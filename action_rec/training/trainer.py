@@ -447,7 +447,7 @@ class Trainer:
         mask = getattr(getattr(self.model.cls_head, "fc_angular", None), "reg_mask", None)
 
         loss_sum = correct_sum = count = 0.0
-        lr = 0.0
+        lr = scale = 0.0
         start = time.monotonic()
         bar = tqdm(
             total=self.iters_per_epoch,
@@ -466,6 +466,7 @@ class Trainer:
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=self.amp):
                     scores, embedding, centres = step_module(clips)
                 loss, parts = self.criterion(scores, labels, embedding, centres, epoch=progress, mask=mask)
+                scale = parts["scale"]
                 # Summed over ranks: all of them see a non-finite loss and stop together (a rank that
                 # stopped alone would leave the others waiting in the next all-reduce).
                 loss_total, correct = distrib.all_reduce_sum(
@@ -532,6 +533,7 @@ class Trainer:
         return {
             "metrics": {"train_loss": loss_sum / count, "train_top1": 100.0 * correct_sum / count},
             "lr": lr,
+            "scale": scale,
             "clips_per_s": count / max(seconds, 1e-9),
         }
 
@@ -600,6 +602,7 @@ class Trainer:
             "epoch": self.epoch,
             "iteration": self.iteration,
             "lr": stats["lr"],
+            "loss/scale": stats["scale"],  # the AM-Softmax scale at the epoch's last iteration
             "clips_per_s": stats["clips_per_s"],
             "epoch_seconds": seconds,
             **metrics,
