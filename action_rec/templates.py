@@ -76,6 +76,7 @@ SCHEMA: dict[str, Any] = {
         "lr_schedule": ("step", "cosine"),
         "lr_steps": [int, None],
         "grad_clip": {"type": ("norm", "agc", "none"), "value": _NUM},
+        "sample_filtering": bool,
         "workers": int,
     },
     "loss": {

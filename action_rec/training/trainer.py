@@ -49,6 +49,7 @@ from action_rec.training.checkpoint import (
 from action_rec.training.logs import CURVES, METRICS, RunLog, plot_training_curves
 from action_rec.training.losses import build_criterion
 from action_rec.training.optim import build_optimizer, clip_gradients
+from action_rec.training.sample_filter import FilteredClips, FilteredEpochSampler, SampleFilter
 from action_rec.training.schedules import LRSchedule, apply_learning_rate
 
 __all__ = [
@@ -286,6 +287,8 @@ class Trainer:
                 f"({self.iteration} iterations)"
             )
         self._build_loaders()
+        if checkpoint is not None and self.sample_filter is not None and "sample_filter" in checkpoint:
+            self.sample_filter.load_state_dict(checkpoint["sample_filter"])
 
     def _resume_checkpoint(self) -> dict[str, Any]:
         if not self.latest_path.is_file():
@@ -319,13 +322,22 @@ class Trainer:
         self.iters_per_epoch = per_rank // self.batch_size
         self.workers = int(t["workers"] if options.workers is None else options.workers)
         # Data order: DistributedSampler shuffles with (seed, epoch); augmentation: seeded per (seed, epoch, clip).
-        self.sampler = distrib.EpochSampler(
-            DistributedSampler(
-                self.train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=options.seed
-            )
+        order = DistributedSampler(
+            self.train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=options.seed
         )
+        self.sample_filter: SampleFilter | None = None
+        if t["sample_filtering"]:
+            inp = self.template["input"]
+            self.sample_filter = SampleFilter(
+                self.train_set.records, inp["clip_len"], inp["frame_interval"], inp["target_fps"], options.seed
+            )
+            self.sampler = FilteredEpochSampler(order, self.sample_filter)
+            train_data = FilteredClips(self.train_set, options.seed)
+        else:
+            self.sampler = distrib.EpochSampler(order)
+            train_data = distrib.EpochSeededDataset(self.train_set, options.seed)
         self.train_loader = make_loader(
-            distrib.EpochSeededDataset(self.train_set, options.seed),
+            train_data,
             self.batch_size,
             self.sampler,
             self.workers,
@@ -487,6 +499,10 @@ class Trainer:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.iteration += 1
+                if self.sample_filter is not None:
+                    keys = self.sampler.keys[i * self.batch_size : (i + 1) * self.batch_size]
+                    angular = self.template["model"]["head"] == "angular"
+                    self.sample_filter.update(epoch, keys, scores, labels, angular)
 
                 n = labels.numel() * world_size
                 loss_sum += loss_total / world_size * n
@@ -587,6 +603,8 @@ class Trainer:
         }
         if self.amp:
             state["scaler"] = self.scaler.state_dict()
+        if self.sample_filter is not None:
+            state["sample_filter"] = self.sample_filter.state_dict()
         return state
 
     def _save(self, metrics: dict[str, float], improved: bool) -> None:
