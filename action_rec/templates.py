@@ -8,6 +8,7 @@ at once, naming the file and the key, instead of silently falling back to a defa
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,8 @@ SCHEMA: dict[str, Any] = {
         "lr_steps": [int, None],
         "grad_clip": {"type": ("norm", "agc", "none"), "value": _NUM},
         "sample_filtering": bool,
+        "trainable": str,
+        "class_balance": ("none", "sampler", "loss"),
         "workers": int,
     },
     "loss": {
@@ -161,6 +164,11 @@ def _check_consistency(template: dict[str, Any], where: str) -> None:
         raise TemplateError(f"{where}: key 'data.colour' must hold probabilities that sum to 1, got {colour}")
     if template["input"]["size"] > template["input"]["resize_short"]:
         raise TemplateError(f"{where}: key 'input.size' must not exceed 'input.resize_short'")
+    trainable = template["training"]["trainable"]
+    if not re.fullmatch(r"all|head|blocks:([1-9]|1[0-5])", trainable):
+        raise TemplateError(
+            f"{where}: key 'training.trainable' must be all, head or blocks:N with N in 1..15, got {trainable!r}"
+        )
     try:
         template["data"]["frame_pattern"].format(1)
     except (IndexError, KeyError, ValueError) as exc:

@@ -129,7 +129,7 @@ def test_fine_tuning_to_a_new_class_count_trains_the_head_alone_first(data3, dat
 def test_precise_bn_replaces_stale_statistics_of_the_chosen_layers_only():
     from torch import nn
 
-    from action_rec.training.trainer import recompute_bn_statistics
+    from action_rec.training.engine import recompute_bn_statistics
 
     torch.manual_seed(0)
     model = nn.Sequential(
@@ -151,7 +151,8 @@ def test_validate_and_precise_bn_feed_the_model_prepared_batches():
     """The trainer's uint8 batches reach the model only through `prepare` (there: normalize_batch)."""
     from torch import nn
 
-    from action_rec.training.trainer import recompute_bn_statistics, validate
+    from action_rec.evaluation.loop import score_clips as validate
+    from action_rec.training.engine import recompute_bn_statistics
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv3d(1, 2, 1), nn.BatchNorm3d(2), nn.Flatten(), nn.LazyLinear(3))

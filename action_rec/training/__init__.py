@@ -1,9 +1,11 @@
 """Training: the loop, the recipe's losses and schedules, checkpoints, several processes.
 
-Follow one run: :mod:`.cli` (the work dir's train.py) reads the flags and the template, :mod:`.trainer`
-builds the datasets (:mod:`action_rec.data.loading`), model, SGD (:mod:`.optim`), schedule (:mod:`.schedules`) and
-loss (:mod:`.losses`), trains epoch by epoch on one or several processes (:mod:`.distributed`),
-and writes checkpoints (:mod:`.checkpoint`) and logs (:mod:`.logs`).
+Follow one run: :mod:`.cli` (the work dir's train.py) reads the flags and the template; :mod:`.launch`
+starts one or several processes (:mod:`.distributed`); in each, :mod:`.trainer` builds the datasets
+(:mod:`action_rec.data.loading`), model, optimizer (:mod:`.optim`), schedule (:mod:`.schedules`), loss
+(:mod:`.losses`), which part trains (:mod:`.freezing`), class balance (:mod:`.balance`) and sample
+filtering (:mod:`.sample_filter`), runs :func:`.engine.train_one_epoch` epoch by epoch, validates with
+:mod:`action_rec.evaluation.loop`, and writes checkpoints (:mod:`.checkpoint`) and logs (:mod:`.logs`).
 
 The recipe is the original's (see the spec): AM-Softmax (margin 0.35, scale 30 -> 5 by the original's
 PolyScalarScheduler over 40 epochs, entropy penalty 0.085, only positive per-sample losses averaged) plus
@@ -27,6 +29,8 @@ data order and per-clip augmentation, NaN/OOM checks.
 """
 
 from action_rec.data.loading import DataError
-from action_rec.training.trainer import TrainingError, TrainOptions, TrainResult, train
+from action_rec.training.engine import TrainingError
+from action_rec.training.launch import train
+from action_rec.training.trainer import TrainOptions, TrainResult
 
 __all__ = ["DataError", "TrainOptions", "TrainResult", "TrainingError", "train"]

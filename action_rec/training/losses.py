@@ -53,12 +53,14 @@ def am_softmax_loss(
     margin: float = 0.35,
     entropy_weight: float = 0.085,
     positive_only: bool = True,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """AM-Softmax: cross-entropy of ``scale * (cos - margin * onehot(y))`` minus ``entropy_weight`` x the
     entropy of ``softmax(scale * cos)`` (a confidence penalty on the margin-free logits).
 
     With `positive_only` only the per-sample losses above zero are averaged (the original's rule: a
     sample whose entropy bonus outweighs its error does not pull the mean down). ``N x C``, ``N`` -> scalar.
+    `weights` (``N``, e.g. class weights for ``class_balance: loss``) make the mean a weighted one.
     """
     onehot = F.one_hot(labels, cos.shape[1]).to(cos.dtype)
     losses = F.cross_entropy(scale * (cos - margin * onehot), labels, reduction="none")
@@ -66,10 +68,13 @@ def am_softmax_loss(
         log_p = F.log_softmax(scale * cos, dim=1)
         entropy = -(log_p.exp() * log_p).sum(dim=1)
         losses = losses - entropy_weight * entropy
-    if not positive_only:
-        return losses.mean()
-    positive = losses > 0
-    return (losses * positive).sum() / positive.sum().clamp(min=1)
+    if weights is None:
+        if not positive_only:
+            return losses.mean()
+        positive = losses > 0
+        return (losses * positive).sum() / positive.sum().clamp(min=1)
+    w = weights.to(losses.dtype) * (losses > 0) if positive_only else weights.to(losses.dtype)
+    return (losses * w).sum() / w.sum().clamp(min=1e-12)
 
 
 def center_push_loss(
@@ -122,9 +127,11 @@ class Criterion(nn.Module):
       scale x the cosines (angular head: a normalised softmax without margin or regularisers).
     """
 
-    def __init__(self, template: dict[str, Any]) -> None:
+    def __init__(self, template: dict[str, Any], class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
         self.cfg = dict(template["loss"])
+        # Per-class loss weights (``training.class_balance: loss``), None for the plain mean.
+        self.class_weights = class_weights
         self.angular = template["model"]["head"] == "angular"
         if self.cfg["type"] == "am_softmax" and not self.angular:
             raise UserError(
@@ -147,10 +154,14 @@ class Criterion(nn.Module):
         scores = scores.float()
         scale = self.scale(epoch)
         cfg = self.cfg
+        weights = None if self.class_weights is None else self.class_weights.to(scores.device)
         if cfg["type"] == "cross_entropy":
-            loss = F.cross_entropy(scale * scores, labels)
+            loss = F.cross_entropy(scale * scores, labels, weight=weights)
             return loss, {"ce": loss.detach().item(), "scale": scale}
-        loss = am_softmax_loss(scores, labels, scale, cfg["margin"], cfg["entropy_weight"])
+        sample_weights = None if weights is None else weights[labels]
+        loss = am_softmax_loss(
+            scores, labels, scale, cfg["margin"], cfg["entropy_weight"], weights=sample_weights
+        )
         parts = {"am_softmax": loss.detach().item(), "scale": scale}
         if cfg["center_push_weight"] and centres is not None:
             push = center_push_loss(centres.float(), cfg["center_push_margin"], mask)
@@ -163,6 +174,6 @@ class Criterion(nn.Module):
         return loss, parts
 
 
-def build_criterion(template: dict[str, Any]) -> Criterion:
-    """The loss the template asks for (see `Criterion`)."""
-    return Criterion(template)
+def build_criterion(template: dict[str, Any], class_weights: torch.Tensor | None = None) -> Criterion:
+    """The loss the template asks for (see `Criterion`), optionally with per-class weights."""
+    return Criterion(template, class_weights)
