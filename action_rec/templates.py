@@ -80,6 +80,8 @@ SCHEMA: dict[str, Any] = {
         "sample_filtering": bool,
         "trainable": str,
         "class_balance": ("none", "sampler", "loss"),
+        "cache_features": bool,
+        "cache_views": int,
         "workers": int,
     },
     "loss": {
@@ -106,6 +108,7 @@ _POSITIVE = {
     "input.resize_short",
     "training.batch_size",
     "training.epochs",
+    "training.cache_views",
     "loss.scale_end",
 }
 

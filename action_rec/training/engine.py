@@ -63,6 +63,7 @@ class TrainStep(nn.Module):
         super().__init__()
         self.model = model
         self.split = BackboneSplit(model.backbone, 0)
+        self.cached_start = 0  # where the cached features were cut (`BackboneSplit.start`)
 
     def forward(
         self, inputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -70,7 +71,9 @@ class TrainStep(nn.Module):
         split = self.split
         if isinstance(inputs, tuple | list):
             x, glob = inputs
-            features = split.suffix(x, glob if glob.numel() else None)
+            with torch.no_grad():  # a later cut than the cache's (head-only epochs): the rest is frozen too
+                x, glob = split.prefix_from(x, glob if glob.numel() else None, self.cached_start)
+            features = split.suffix(x, glob)
         elif split.trains_everything:
             features = self.model.backbone(inputs)
         else:

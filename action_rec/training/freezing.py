@@ -114,7 +114,16 @@ class BackboneSplit:
 
     def prefix(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The frozen part's output for `clips` (run it under ``torch.no_grad()``)."""
-        x, glob = self._run(clips, None, 0, min(self.start, self.num_modules))
+        return self.prefix_from(clips, None, 0)
+
+    def prefix_from(
+        self, x: torch.Tensor, glob: torch.Tensor | None, first: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The rest of the frozen part from the output of modules ``0 .. first - 1`` (cached features
+        of an earlier cut, ``first <= start``)."""
+        if first > self.num_modules:  # already the backbone's output
+            return x, glob
+        x, glob = self._run(x, glob, first, min(self.start, self.num_modules))
         if self.head_only:
             x = self.backbone.conv(x)
         return x, glob

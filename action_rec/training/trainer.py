@@ -49,6 +49,7 @@ from action_rec.training.engine import (
     recompute_bn_statistics,
     train_one_epoch,
 )
+from action_rec.training.feature_cache import cached_train_loader
 from action_rec.training.freezing import BackboneSplit, parse_trainable
 from action_rec.training.loaders import build_train_loaders
 from action_rec.training.logs import CURVES, METRICS, RunLog, plot_training_curves
@@ -110,6 +111,8 @@ class Trainer:
         self.ddp_start: int | None = None  # the split the DDP wrapper was built for
 
         self._build_loaders()
+        if t["cache_features"]:
+            self.train_loader = cached_train_loader(self) or self.train_loader
         weights = None
         if t["class_balance"] == "loss":
             weights = class_weights(self.train_set.labels, len(self.class_names)).to(info.device)
