@@ -116,10 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", nargs="+", type=int, default=[5, 10, 30], help="training clips per class")
     p.add_argument("--pretrain-per-class", type=int, default=FINETUNE_PRETRAIN["train_per_class"])
     p.add_argument("--pretrain-epochs", type=int, default=FINETUNE_PRETRAIN["epochs"])
+    p.add_argument("--threads", type=int, help="torch CPU threads (1 is faster on a busy machine)")
     args = p.parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     command = "python bench/finetune_transfer.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(f"# {command.strip()}")
-    import torch
 
     print(
         f"# torch {torch.__version__}, {torch.get_num_threads()} CPU threads; S3D at 8 x 64 x 64 (quick start)"

@@ -65,14 +65,14 @@ QUICK_TRAINING = {"batch_size": 8, "base_learning_rate": 0.0007}
 QUICK_EPOCHS = {"s3d": 10, "x3d": 6}
 # Fine-tuning on a CPU (--finetune, bench/finetune_transfer.py): fewer clips get more epochs, so that
 # every training-set size makes a similar number of steps; a gentler rate than from scratch.
-FINETUNE_EPOCHS = {5: 40, 10: 30, 30: 15}
-FINETUNE_PRETRAIN = {"train_per_class": 120, "val_per_class": 20, "epochs": 8}
+FINETUNE_EPOCHS = {5: 20, 10: 15, 30: 8}
+FINETUNE_PRETRAIN = {"train_per_class": 40, "val_per_class": 20, "epochs": 4}
 
 
 def finetune_settings(mode: str, clips_per_class: int) -> list[str]:
     """Template overrides (--set) of a CPU fine-tuning run in `mode` (training.trainable) from
     `clips_per_class` clips: the quick-start clip, features cached unless the whole network trains."""
-    epochs = FINETUNE_EPOCHS.get(clips_per_class, max(10, 450 // max(clips_per_class, 1)))
+    epochs = FINETUNE_EPOCHS.get(clips_per_class, max(8, 240 // max(clips_per_class, 1)))
     return [
         *QUICK_SETTINGS,
         f"training.trainable={mode}",

@@ -103,7 +103,8 @@ def build_train_loaders(
         )
         order = torch.randperm(len(bn_set), generator=torch.Generator().manual_seed(options.seed)).tolist()
         shard = order[: options.precise_bn][info.rank :: info.world_size]
-        bn_loader = make_loader(bn_set, batch_size, shard, workers)
+        # Whole batches only: a last batch of one clip has no variance for the head's BatchNorm.
+        bn_loader = make_loader(bn_set, min(batch_size, max(len(shard), 2)), shard, workers, drop_last=True)
     val_loader = None
     if val_set is not None:
         shard = distrib.ShardSampler(len(val_set), info.rank, info.world_size)

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from action_rec.data.loading import DataError, build_datasets
 from action_rec.evaluation.loop import score_clips
@@ -308,7 +309,9 @@ class Trainer:
             if self.bn_loader is not None:
                 # Only the layers that trained this epoch: the frozen part keeps its statistics.
                 frozen = {id(m) for f in self.split_for(epoch).frozen_modules() for m in f.modules()}
-                trained = nn.ModuleList(m for m in self.model.modules() if id(m) not in frozen)
+                trained = nn.ModuleList(
+                    m for m in self.model.modules() if isinstance(m, _BatchNorm) and id(m) not in frozen
+                )
                 recompute_bn_statistics(
                     trained, self.bn_loader, self.model, self.info.device, self.prepare_batch
                 )
