@@ -228,6 +228,10 @@ class Trainer:
             f"base lr {self.schedule.base_lr:g} ({self.schedule.kind}), clip {t['grad_clip']['type']} "
             f"{t['grad_clip']['value']:g}, seed {self.options.seed}, workers {self.workers}"
         )
+        self.log.info(
+            f"  trains: {t['trainable']}{' on cached features' if self.step_module.cached_start else ''}, "
+            f"class balance: {t['class_balance']}, sample filtering: {'on' if self.sample_filter else 'off'}"
+        )
         if self.options.amp and not self.amp:
             self.log.info("--amp: mixed precision needs CUDA; training in float32")
 
