@@ -227,9 +227,8 @@ def finetune_quickstart(args: argparse.Namespace) -> int:
              "--train-per-class", str(pre["train_per_class"]), "--val-per-class", str(pre["val_per_class"]),
              "--frames", str(DATA["frames"]), "--size", str(DATA["size"]), "--workers", "2"])  # fmt: skip
     if not (held_out / "train.txt").is_file():
-        print(
-            f"\n$ python -c 'make_held_out_dataset({str(held_out)!r}, train_per_class={args.finetune_clips})'"
-        )
+        call = f"make_held_out_dataset('{held_out}', train_per_class={args.finetune_clips}, val_per_class=30, seed={args.seed})"
+        print(f'\n$ python -c "from action_rec.data.synthetic import make_held_out_dataset; {call}"')
         make_held_out_dataset(held_out, train_per_class=args.finetune_clips, val_per_class=30, seed=args.seed)
     work_dir = root / TEMPLATES["s3d"].parent.name
     if not (work_dir / "train.py").is_file():
