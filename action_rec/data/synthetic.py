@@ -37,15 +37,7 @@ import numpy as np
 from action_rec.errors import UserError
 from action_rec.fileio import atomic_write
 
-__all__ = [
-    "CLASSES",
-    "HELD_OUT",
-    "Motion",
-    "make_held_out_dataset",
-    "make_synthetic_dataset",
-    "pose_track",
-    "render_clip",
-]
+__all__ = ["CLASSES", "Motion", "make_synthetic_dataset", "pose_track", "render_clip"]
 
 
 @dataclass(frozen=True)
