@@ -8,6 +8,7 @@ at once, naming the file and the key, instead of silently falling back to a defa
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,11 @@ SCHEMA: dict[str, Any] = {
         "lr_schedule": ("step", "cosine"),
         "lr_steps": [int, None],
         "grad_clip": {"type": ("norm", "agc", "none"), "value": _NUM},
+        "sample_filtering": bool,
+        "trainable": str,
+        "class_balance": ("none", "sampler", "loss"),
+        "cache_features": bool,
+        "cache_views": int,
         "workers": int,
     },
     "loss": {
@@ -102,6 +108,7 @@ _POSITIVE = {
     "input.resize_short",
     "training.batch_size",
     "training.epochs",
+    "training.cache_views",
     "loss.scale_end",
 }
 
@@ -160,6 +167,11 @@ def _check_consistency(template: dict[str, Any], where: str) -> None:
         raise TemplateError(f"{where}: key 'data.colour' must hold probabilities that sum to 1, got {colour}")
     if template["input"]["size"] > template["input"]["resize_short"]:
         raise TemplateError(f"{where}: key 'input.size' must not exceed 'input.resize_short'")
+    trainable = template["training"]["trainable"]
+    if not re.fullmatch(r"all|head|blocks:([1-9]|1[0-5])", trainable):
+        raise TemplateError(
+            f"{where}: key 'training.trainable' must be all, head or blocks:N with N in 1..15, got {trainable!r}"
+        )
     try:
         template["data"]["frame_pattern"].format(1)
     except (IndexError, KeyError, ValueError) as exc:

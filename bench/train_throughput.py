@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Training throughput (clips/s) of both models: forward + loss + backward + clipping + SGD step.
+"""Training throughput (clips/s) of both models, through the trainer's own step: `train_one_epoch`
+over `TrainStep` (forward, loss, backward, clipping, optimizer and LambdaLR steps), per
+``training.trainable`` mode.
 
-    python bench/train_throughput.py                       # batch 8, 16 x 224 x 224, CPU
-    python bench/train_throughput.py --device cuda --amp   # on a GPU
+    python bench/train_throughput.py                                   # batch 8, 16 x 224 x 224, CPU
+    python bench/train_throughput.py --trainable head blocks:3 all      # the fine-tuning modes
+    python bench/train_throughput.py --device cuda --amp               # on a GPU
 
-Random clips, so it measures the network and the optimizer step, not data loading. Memory format as
-the trainer uses it: channels-last 3D on CPU, contiguous on GPU (`--memory-format` overrides). Prints
-one line per model and the command that produced them.
+Random uint8 clips, normalised on the device as the trainer does, so it measures the network and the
+optimizer step, not data loading (with ``training.cache_features`` the frozen part's forward below
+is paid once per clip and view instead of every step: the ``cached`` column gives that speed). Memory
+format as the trainer uses it: channels-last 3D on CPU, contiguous on GPU. Prints one line per model
+and mode, and the command that produced them.
 """
 
 from __future__ import annotations
@@ -22,10 +27,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from action_rec.data import normalize_batch  # noqa: E402
 from action_rec.models import build_model  # noqa: E402
-from action_rec.templates import load_template  # noqa: E402
+from action_rec.templates import apply_overrides, load_template  # noqa: E402
+from action_rec.training.engine import EpochSetup, TrainStep, train_one_epoch  # noqa: E402
+from action_rec.training.freezing import BackboneSplit, parse_trainable  # noqa: E402
+from action_rec.training.logs import RunLog  # noqa: E402
 from action_rec.training.losses import build_criterion  # noqa: E402
-from action_rec.training.optim import build_optimizer, clip_gradients  # noqa: E402
+from action_rec.training.optim import build_optimizer  # noqa: E402
+from action_rec.training.schedules import LRSchedule, build_lr_scheduler  # noqa: E402
 
 TEMPLATES = {
     "s3d": ROOT / "model_templates/custom-action-recognition/s3d-rgb-mobilenet-v3/template.yaml",
@@ -33,51 +43,65 @@ TEMPLATES = {
 }
 
 
-def measure(name: str, args: argparse.Namespace) -> float:
-    template = load_template(TEMPLATES[name])
+def measure(name: str, trainable: str, args: argparse.Namespace) -> tuple[float, float | None]:
+    """(clips/s of the trainer's step on clips, clips/s on cached features or None for ``all``)."""
+    template = apply_overrides(load_template(TEMPLATES[name]), [f"training.trainable={trainable}"])
     device = torch.device(args.device)
-    model = build_model(template, num_classes=args.num_classes).to(device).train()
-    memory_format = {"channels_last": torch.channels_last_3d, "contiguous": torch.contiguous_format}[
-        args.memory_format or ("channels_last" if device.type == "cpu" else "contiguous")
-    ]
+    model = build_model(template, num_classes=args.num_classes).to(device)
+    memory_format = torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
     model.to(memory_format=memory_format)
+    step = TrainStep(model)
+    step.split = BackboneSplit.from_trainable(model.backbone, parse_trainable(trainable))
+    model.train()
+    step.split.freeze()
     criterion = build_criterion(template)
-    optimizer = build_optimizer(model, template, 1e-3)
-    scaler = torch.amp.GradScaler("cuda", enabled=args.amp)
-    clip_cfg = template["training"]["grad_clip"]
-    clips = torch.randn(args.batch_size, 3, args.clip_len, args.size, args.size, device=device)
-    clips = clips.contiguous(memory_format=memory_format)
-    labels = torch.randint(0, args.num_classes, (args.batch_size,), device=device)
+    schedule = LRSchedule.from_template(template, fine_tune=False)
+    optimizer = build_optimizer(model, template, schedule.base_lr)
+    clips = torch.randint(
+        0, 256, (args.batch_size, 3, args.clip_len, args.size, args.size), dtype=torch.uint8
+    )
+    labels = torch.randint(0, args.num_classes, (args.batch_size,))
+    inp = template["input"]
 
-    def step() -> None:
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=args.amp):
-            embedding = model.embed(clips)
-            scores = model.classify(embedding)
-        centres = model.cls_head.fc_angular.class_centres()
-        loss, _ = criterion(scores, labels, embedding, centres, epoch=0.0)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        clip_gradients(model.parameters(), clip_cfg["type"], clip_cfg["value"])
-        scaler.step(optimizer)
-        scaler.update()
+    def prepare(batch: torch.Tensor) -> torch.Tensor:
+        return normalize_batch(batch.to(device), inp["mean"], inp["std"], memory_format)
 
-    for _ in range(args.warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(args.iters):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return args.batch_size * args.iters / seconds
+    def run(batches: list) -> float:
+        setup = EpochSetup(
+            epoch=0, iteration=0, iters_per_epoch=len(batches), device=device, prepare=prepare,
+            scheduler=build_lr_scheduler(optimizer, schedule, len(batches)),
+            scaler=torch.amp.GradScaler("cuda", enabled=args.amp), grad_clip=template["training"]["grad_clip"],
+            log=RunLog(".", enabled=False), amp=args.amp, progress=False,
+        )  # fmt: skip
+        train_one_epoch(step, criterion, optimizer, batches[: args.warmup], setup)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        train_one_epoch(step, criterion, optimizer, batches[args.warmup :], setup)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return args.batch_size * (len(batches) - args.warmup) / (time.perf_counter() - start)
+
+    rate = run([(clips, labels)] * (args.warmup + args.iters))
+    cached = None
+    if not step.split.trains_everything:
+        with torch.no_grad():
+            model.eval()
+            x, glob = step.split.prefix(prepare(clips))
+            model.train()
+            step.split.freeze()
+        if step.split.head_only:
+            x = x.mean(dim=(2, 3, 4), keepdim=True)
+        features = (x, glob if glob is not None else torch.zeros(len(x), 0))
+        step.cached_start = step.split.start
+        cached = run([(features, labels)] * (args.warmup + args.iters))
+    return rate, cached
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["s3d", "x3d"], choices=sorted(TEMPLATES))
+    p.add_argument("--trainable", nargs="+", default=["all"], help="training.trainable modes to time")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--clip-len", type=int, default=16)
     p.add_argument("--size", type=int, default=224)
@@ -87,11 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA)")
-    p.add_argument(
-        "--memory-format",
-        choices=["channels_last", "contiguous"],
-        help="default: the trainer's (channels_last on CPU, contiguous on GPU)",
-    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -99,13 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {command.strip()}")
     print(
         f"# torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} CPU threads, "
-        f"batch {args.batch_size} x 3 x {args.clip_len} x {args.size} x {args.size}, "
-        f"{args.warmup} warm-up + {args.iters} timed iterations (forward, AM-Softmax loss, backward, clip, SGD), "
-        f"memory format {args.memory_format or 'as the trainer'}"
+        f"batch {args.batch_size} x 3 x {args.clip_len} x {args.size} x {args.size}, {args.warmup} warm-up + "
+        f"{args.iters} timed iterations of the trainer's train_one_epoch (AM-Softmax, clipping, optimizer step)"
     )
     for name in args.models:
-        rate = measure(name, args)
-        print(f"{name}: {rate:.2f} clips/s ({args.batch_size / rate:.2f} s per iteration)")
+        for trainable in args.trainable:
+            rate, cached = measure(name, trainable, args)
+            extra = f", {cached:.2f} clips/s on cached features" if cached is not None else ""
+            print(
+                f"{name} trainable={trainable}: {rate:.2f} clips/s ({args.batch_size / rate:.2f} s per iteration){extra}"
+            )
     return 0
 
 

@@ -13,8 +13,9 @@ from action_rec.templates import apply_overrides, load_template
 from action_rec.training import cli
 from action_rec.training.checkpoint import load_checkpoint
 from action_rec.training.distributed import free_port
+from action_rec.training.launch import run_process
 from action_rec.training.logs import read_metrics
-from action_rec.training.trainer import TrainOptions, run_process
+from action_rec.training.trainer import TrainOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 S3D = ROOT / "model_templates/custom-action-recognition/s3d-rgb-mobilenet-v3/template.yaml"

@@ -170,7 +170,7 @@ def test_trained_s3d_end_to_end(tmp_path, capsys):
     from action_rec.data import make_synthetic_dataset
     from action_rec.export.cli import main as export_main
     from action_rec.models import build_model, load_weights
-    from action_rec.training.trainer import TrainOptions, train
+    from action_rec.training import TrainOptions, train
 
     spec = importlib.util.spec_from_file_location("quickstart", ROOT / "tools" / "quickstart.py")
     quick = importlib.util.module_from_spec(spec)

@@ -68,12 +68,28 @@ def test_margin_makes_the_loss_larger():
     )
 
 
-def test_scale_schedule_endpoints_and_power():
+def _poly_scalar(i: float, n: float, start=30.0, end=5.0, power=1.2) -> float:
+    """The original's PolyScalarScheduler, per iteration i of N, as the spec defines it."""
+    if i >= n:
+        return end
+    f = (end - start) / (1 - power)
+    return (f / n**power) * i**power - (power * f / n) * i + start
+
+
+@pytest.mark.parametrize("iters_per_epoch", [1, 7, 250])
+def test_scale_follows_the_original_poly_scalar_scheduler(iters_per_epoch):
     cfg = {"scale_start": 30.0, "scale_end": 5.0, "scale_epochs": 40, "scale_power": 1.2}
+    n = 40 * iters_per_epoch
+    for i in (0, n / 4, n / 2, n - 1, n, n + 1, 3 * n):
+        expected = _poly_scalar(i, n)
+        assert am_softmax_scale(i / iters_per_epoch, cfg) == pytest.approx(expected, rel=1e-12, abs=1e-12)
     assert am_softmax_scale(0, cfg) == 30.0
-    assert am_softmax_scale(40, cfg) == 5.0
-    assert am_softmax_scale(64.5, cfg) == 5.0
-    assert am_softmax_scale(20, cfg) == pytest.approx(5.0 + 25.0 * 0.5**1.2)
+    assert am_softmax_scale(10, cfg) == pytest.approx(16.2, abs=0.05)  # the issue's figures
+    assert am_softmax_scale(20, cfg) == pytest.approx(9.4, abs=0.05)
+    assert am_softmax_scale(40, cfg) == 5.0 and am_softmax_scale(64.5, cfg) == 5.0
+    # Smooth arrival: the slope at N is zero (the old (1 - q)^p form had a kink there).
+    eps = 1e-4
+    assert (am_softmax_scale(40 - eps, cfg) - 5.0) / eps == pytest.approx(0.0, abs=1e-3)
     values = [am_softmax_scale(e, cfg) for e in range(41)]
     assert all(a > b for a, b in zip(values, values[1:], strict=False))
 
@@ -99,6 +115,18 @@ def test_local_push_hand_example():
     assert local_push_loss(e, cos, labels, 0.1).item() == pytest.approx(1.6 / 3, rel=1e-6)
     same = torch.tensor([0, 0, 0])
     assert local_push_loss(e, cos, same, 0.1).item() == 0.0
+
+
+def test_local_push_threshold_carries_no_gradient():
+    # t_i = max(cos(e_i, w_yi), 0.1) - 0.1 is a constant in the original. The cosines enter the loss only
+    # through t, so no gradient may reach them; the embeddings still get one.
+    e = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]], requires_grad=True)
+    cos = torch.tensor([[0.5, 0.0], [0.0, 0.05], [0.3, 0.0]], requires_grad=True)
+    labels = torch.tensor([0, 1, 0])
+    loss = local_push_loss(e, cos, labels, 0.1)
+    loss.backward()
+    assert cos.grad is None or torch.count_nonzero(cos.grad) == 0
+    assert torch.count_nonzero(e.grad) > 0
 
 
 def test_criterion_combines_terms_by_template_weights():

@@ -58,3 +58,15 @@ def test_mean_class_accuracy_differs_from_top1_on_imbalanced_data():
 def test_confusion_matrix_rows_are_true_classes():
     c = confusion_matrix(torch.tensor([2, 2, 0]), torch.tensor([1, 2, 0]), 3)
     assert c.tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 1]]
+
+
+def test_metrics_yaml_accuracy_is_the_mean_per_class_top1_as_the_original():
+    from action_rec.evaluation.report import metric_entries
+
+    # 10 clips of class 0 (9 right), 1 of class 1 (wrong): top-1 9/11, mean per-class (90 + 0) / 2.
+    m = metrics_from_counts(torch.tensor([[9, 1], [1, 0]]), top5_correct=11)
+    m.update(gflops=1.0, params_m=2.0, checkpoint_mb=3.0)
+    values = {e["key"]: e["value"] for e in metric_entries(m)}
+    assert values["accuracy"] == pytest.approx(45.0)
+    assert values["top1_accuracy"] == pytest.approx(100 * 9 / 11, abs=1e-4)
+    assert values["mean_class_accuracy"] == values["accuracy"]

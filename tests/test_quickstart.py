@@ -59,6 +59,23 @@ def test_quickstart_wires_data_work_dir_training_and_evaluation(tmp_path):
     assert again.returncode == 0 and "already in" in again.stdout and "reusing" in again.stdout
 
 
+@pytest.mark.slow  # about a minute of CPU (two trainings and an evaluation in subprocesses)
+def test_finetune_quickstart_pretrains_fine_tunes_part_of_the_network_and_evaluates(tmp_path):
+    tiny = [
+        "--finetune", "--pretrain-per-class", "2", "--epochs", "1", "--finetune-clips", "2", "--workers", "0",
+        "--set", "input.clip_len=4", "input.size=32", "input.resize_short=40", "training.epochs=2",
+    ]  # fmt: skip
+    done = _run(tmp_path, *tiny)
+    assert done.returncode == 0, done.stderr[-2000:]
+    work = tmp_path / "finetune" / "s3d-rgb-mobilenet-v3"
+    assert (work / "pretrained" / "latest.pth").is_file() and (work / "outputs" / "latest.pth").is_file()
+    assert len(list((work / "outputs" / "feature_cache").glob("*/view_*.pt"))) == 5  # blocks:3, cached
+    assert "training.trainable=blocks:3" in done.stdout and "--load-weights" in done.stdout
+    values = {e["key"]: e["value"] for e in yaml.safe_load((work / "metrics.yaml").read_text())["metrics"]}
+    assert 0 <= values["top1_accuracy"] <= 100
+    assert "held-out top-1" in done.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["s3d", "x3d"])
 def test_quickstart_reaches_90_percent(tmp_path, model):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from action_rec.training.optim import adaptive_clip_grad_, clip_gradients, unitwise_norm
-from action_rec.training.schedules import LRSchedule, apply_learning_rate
+from action_rec.training.schedules import LRSchedule, build_lr_scheduler
 
 
 def _schedule(kind, head_only=5):
@@ -58,11 +58,24 @@ def test_from_scratch_skips_head_only_phase():
     assert LRSchedule.from_template(template, fine_tune=True).head_only(4)
 
 
-def test_apply_learning_rate_sets_named_groups():
+def test_lambda_lr_scheduler_sets_named_groups_per_iteration():
     a, b = nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([{"params": [a], "name": "backbone"}, {"params": [b], "name": "head"}], lr=1.0)
-    apply_learning_rate(opt, _schedule("step"), 1.0)
-    assert [g["lr"] for g in opt.param_groups] == [0.0, pytest.approx(1e-2)]
+    schedule = _schedule("step")
+    scheduler = build_lr_scheduler(opt, schedule, iters_per_epoch=4)
+    assert [g["lr"] for g in opt.param_groups] == [0.0, pytest.approx(1e-2)]  # head-only phase
+    for _ in range(4 * 7 + 2):  # to epoch 7.5: warm-up half way
+        opt.step()
+        scheduler.step()
+    expected = 1e-3 * (0.01 + 0.99 * 0.5)
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(expected), pytest.approx(expected)]
+    # Restored from its state (the iteration count), a new scheduler continues where the old one was.
+    opt2 = torch.optim.SGD([{"params": [a], "name": "backbone"}, {"params": [b], "name": "head"}], lr=1.0)
+    again = build_lr_scheduler(opt2, schedule, iters_per_epoch=4)
+    opt2.load_state_dict(opt.state_dict())
+    again.load_state_dict(scheduler.state_dict())
+    opt.step(), scheduler.step(), opt2.step(), again.step()
+    assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
 
 
 def test_agc_clips_only_units_whose_gradient_is_too_large():
@@ -72,10 +85,13 @@ def test_agc_clips_only_units_whose_gradient_is_too_large():
     assert clipped == 1
     assert torch.allclose(p.grad[0], torch.tensor([0.6, 0.8]))
     assert unitwise_norm(p.grad)[1].item() == pytest.approx(0.2 * 1e-3, rel=1e-5)
-    bias = nn.Parameter(torch.tensor([1.0, 0.0]))
-    bias.grad = torch.tensor([3.0, 4.0])  # 1-D: the whole tensor is one unit, norm 5 > 0.2
-    adaptive_clip_grad_([bias], clip=0.2)
-    assert bias.grad.norm().item() == pytest.approx(0.2, rel=1e-5)
+    # 1-D (BN weight, bias): each element is its own unit, u(x) = |x|, as in the original.
+    bias = nn.Parameter(torch.tensor([1.0, -10.0, 0.0]))
+    bias.grad = torch.tensor([0.1, -3.0, 0.5])
+    assert torch.equal(unitwise_norm(bias), torch.tensor([1.0, 10.0, 0.0]))
+    assert adaptive_clip_grad_([bias], clip=0.2) == 1
+    # 0.1 <= 0.2 * 1: kept; 3 > 0.2 * 10: scaled to 2 (sign kept); 0.5 > 0.2 * max(0, 1e-3): to 2e-4.
+    assert torch.allclose(bias.grad, torch.tensor([0.1, -2.0, 2e-4]), rtol=1e-5)
 
 
 def test_global_norm_clipping():

@@ -24,6 +24,23 @@ def test_both_published_templates_are_shipped_and_valid():
         assert len(template["snapshot"]["sha256"]) == 64
 
 
+def test_each_template_describes_its_own_architecture():
+    texts = {p.parent.name: p.read_text() for p in TEMPLATES}
+    for name, text in texts.items():
+        header = text.split("\nname:")[0]
+        assert header.startswith(f"# {name}:")
+    x3d = load_template(
+        REPO / "model_templates/custom-action-recognition/x3d-rgb-mobilenet-v3-lgd-gc/template.yaml"
+    )
+    s3d = load_template(S3D)
+    assert x3d["description"] != s3d["description"]
+    assert "local-global diffusion" in x3d["description"] and "channel-wise 3D" in x3d["description"]
+    assert "Separable" in s3d["description"]
+    # The colour stage says what it does and how to switch it off (item 7 of issue 15).
+    for text in texts.values():
+        assert "no-op" in text and "photometric: 0" in text and "hue" in text
+
+
 def _broken(tmp_path, mutate) -> Path:
     data = yaml.safe_load(S3D.read_text())
     mutate(data)

@@ -76,6 +76,12 @@ def test_x3d_run_writes_every_output(data3, tmp_path, capsys):
     assert {"train_loss", "train_top1", "val_top1", "val_top5", "val_mean_class", "lr", "clips_per_s"} <= set(
         epochs[0]
     )
+    # The AM-Softmax scale of each epoch's last iteration (global i = 2, 5 of N = 40 x 3), by the
+    # original's PolyScalarScheduler formula.
+    n, f = 40 * 3, (5.0 - 30.0) / (1 - 1.2)
+    for record, i in zip(epochs, (2, 5), strict=True):
+        expected = f / n**1.2 * i**1.2 - 1.2 * f / n * i + 30.0
+        assert record["loss/scale"] == pytest.approx(expected, rel=1e-9)
     steps = [r for r in records if r["kind"] == "train"]
     assert len(steps) == 6 and all(r["local_push"] is not None for r in steps)  # X3D's extra loss is on
     best = load_checkpoint(out / "best.pth")
@@ -123,7 +129,7 @@ def test_fine_tuning_to_a_new_class_count_trains_the_head_alone_first(data3, dat
 def test_precise_bn_replaces_stale_statistics_of_the_chosen_layers_only():
     from torch import nn
 
-    from action_rec.training.trainer import recompute_bn_statistics
+    from action_rec.training.engine import recompute_bn_statistics
 
     torch.manual_seed(0)
     model = nn.Sequential(
@@ -145,7 +151,8 @@ def test_validate_and_precise_bn_feed_the_model_prepared_batches():
     """The trainer's uint8 batches reach the model only through `prepare` (there: normalize_batch)."""
     from torch import nn
 
-    from action_rec.training.trainer import recompute_bn_statistics, validate
+    from action_rec.evaluation.loop import score_clips as validate
+    from action_rec.training.engine import recompute_bn_statistics
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv3d(1, 2, 1), nn.BatchNorm3d(2), nn.Flatten(), nn.LazyLinear(3))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from action_rec.data import make_synthetic_dataset
-from action_rec.training import cli, trainer
+from action_rec.training import cli, engine, trainer
 from action_rec.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,8 +78,8 @@ def test_nan_loss_stops_naming_epoch_and_iteration_and_keeps_last_checkpoint(
     real = trainer.build_criterion
     calls = {"n": 0}
 
-    def poisoned(template):
-        criterion = real(template)
+    def poisoned(template, class_weights=None):
+        criterion = real(template, class_weights)
 
         def forward(*args, **kwargs):
             loss, parts = criterion(*args, **kwargs)
@@ -102,7 +102,7 @@ def test_out_of_memory_is_one_line(data, tmp_path, capsys, monkeypatch):
     def exhausted(self, clips):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(trainer._TrainForward, "forward", exhausted)
+    monkeypatch.setattr(engine.TrainStep, "forward", exhausted)
     assert cli.main(argv(data, tmp_path / "out")) == 1
     line = _one_line_error(capsys)
     assert "out of memory at epoch 1, iteration 1" in line and "--batch-size" in line

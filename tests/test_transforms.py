@@ -25,6 +25,8 @@ from action_rec.data.transforms import (
     normalize_clip,
     preprocess_clip,
     random_resized_crop_box,
+    resize_frame,
+    resize_interpolation,
     sample_photometric,
     short_side_size,
     warp_frames,
@@ -201,6 +203,49 @@ def test_eval_transform_is_resize_centre_crop_normalise(s3d_template):
         ref.append(r[16:240, 58:282])
     np.testing.assert_allclose(out.numpy(), reference_normalize(np.stack(ref)), atol=1e-4)
     assert torch.equal(EvalTransform(s3d_template)(frames), out)
+
+
+def test_one_resize_rule_area_beyond_2x_else_bilinear():
+    assert resize_interpolation((1080, 1920), (256, 455)) == cv2.INTER_AREA  # 4.2x
+    assert resize_interpolation((480, 640), (256, 341)) == cv2.INTER_LINEAR  # 1.9x
+    assert resize_interpolation((512, 1000), (256, 256)) == cv2.INTER_LINEAR  # 2x exactly: bilinear
+    assert resize_interpolation((120, 160), (256, 341)) == cv2.INTER_LINEAR  # enlarging
+    rng = np.random.default_rng(0)
+    noisy = rng.integers(0, 256, size=(1080, 1440, 3), dtype=np.uint8)
+    assert np.array_equal(
+        resize_frame(noisy, (256, 341)), cv2.resize(noisy, (341, 256), interpolation=cv2.INTER_AREA)
+    )
+
+
+def test_training_and_evaluation_resize_a_large_frame_alike(s3d_template):
+    # A 4x larger frame than the network's short side: the same centre crop through the training path
+    # (no rotation, flip or colour) and through the evaluation / live path gives identical pixels.
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, size=(1024, 1360, 3), dtype=np.uint8)
+    evaluated = EvalTransform(s3d_template, normalize=False)([frame])
+    rh, rw = short_side_size(1024, 1360, 256)
+    crop = ((rw - 224) // 2, (rh - 224) // 2, 224, 224)
+    params = ClipParams((rh, rw), crop, colour="none")
+    trained = TrainTransform(s3d_template, normalize=False).apply([frame], params)
+    assert torch.equal(trained, evaluated)
+    # ...and both averaged the area (bilinear would have kept single noisy pixels).
+    area = cv2.resize(frame, (rw, rh), interpolation=cv2.INTER_AREA)[
+        crop[1] : crop[1] + 224, crop[0] : crop[0] + 224
+    ]
+    assert np.array_equal(evaluated[:, 0].permute(1, 2, 0).numpy(), area)
+
+
+def test_colour_stage_can_be_switched_off_to_the_originals_no_op(s3d_template):
+    # The original's photometric distortion returned its input unchanged: `colour: {none: 1, ...}`
+    # reproduces that, and gives the same clip as a drawn "none" stage.
+    s3d_template["data"]["colour"] = {"none": 1.0, "photometric": 0.0, "crossnorm": 0.0}
+    transform = TrainTransform(s3d_template, normalize=False)
+    rng = np.random.default_rng(0)
+    assert all(transform.sample(256, 340, rng).colour == "none" for _ in range(100))
+    frame = smooth_frame(256, 256)
+    params = ClipParams((256, 256), (16, 16, 224, 224), colour="none")
+    clip = transform.apply([frame], params)
+    assert np.array_equal(clip[:, 0].permute(1, 2, 0).numpy(), frame[16:240, 16:240])
 
 
 def test_eval_pads_black_when_the_crop_is_larger_than_the_frame(s3d_template):

@@ -3,32 +3,27 @@
 Training (``TrainTransform``), frames ``H x W x 3`` uint8 RGB in, ``3 x T x size x size`` float32 out
 (or uint8 with ``normalize=False``, see below):
 
-1. resize the short side to ``input.resize_short``;
+1. resize the short side to ``input.resize_short`` (`resize_frame`: the one resize rule, shared with
+   evaluation and the live demo);
 2. random rotation of +-``data.rotation_deg`` degrees with probability 0.5, black border;
-3. crop: ``multi_scale`` (S3D: scales 1, .875, .75, .66 of the short side, 5 fixed offsets) or
-   ``random_resized`` (X3D: area 0.4-1.0 of the frame, aspect 0.5-1.5);
-4. resize the crop to ``size x size``;
+3. crop: ``multi_scale`` (S3D: scales 1, .875, .75, .66, 5 fixed offsets) or ``random_resized`` (X3D:
+   area 0.4-1.0, aspect 0.5-1.5); 4. resize the crop to ``size x size``;
 5. horizontal flip with probability 0.5 (``data.horizontal_flip: false`` switches it off);
-6. colour stage, exactly one of none / photometric distortion / CrossNorm with the probabilities of
-   ``data.colour``;
+6. colour stage: one of none / photometric distortion / CrossNorm (``data.colour``, :mod:`.photometric`);
 7. normalise with ``input.mean`` / ``input.std``.
 
-With ``normalize=False`` step 7 is left out: the clip comes out as ``3 x T x size x size`` uint8 with
-the colour stage applied (affine colour maps through a lookup table, saturating at 0..255 as the
-float path clamps). The trainer uses that: a uint8 clip is 4x less to move from the DataLoader workers
-and to the GPU, and :func:`normalize_batch` normalises the whole batch on the device; the result equals
-the float path's to within rounding (half a grey level, about 0.01 after normalisation).
+With ``normalize=False`` step 7 is left out: a ``3 x T x size x size`` uint8 clip, colour stage applied
+(through a lookup table, saturating at 0..255 as the float path clamps), 4x less to move from loader
+workers to the device, where :func:`normalize_batch` normalises the batch; it equals the float path's
+to within rounding (half a grey level, about 0.01 after normalisation).
 
-All of it works on uint8 frames with OpenCV; float32 appears only in the last step. Speed matters
-(data loading must keep up with training on a few CPU cores), so: frames already at the short side
-(``tools/dump_frames.py --short-side 256``) skip step 1; a clip without rotation is cropped, resized
-and flipped by one ``cv2.resize`` per frame; a rotated clip gets rotation, crop, resize and flip
-composed into one affine matrix and one ``cv2.warpAffine`` per frame (on RGBA, which OpenCV warps
-about twice as fast as RGB); the colour stage is one 3 x 4 colour matrix or folded into the
-normalisation (a lookup table without it); normalisation writes the ``3 x T x H x W`` planes directly.
+All of it works on uint8 frames with OpenCV, fast enough for a few CPU cores: frames already at the
+short side skip step 1; without rotation, one ``cv2.resize`` per frame crops, resizes and flips; with
+it, all of that is one affine ``cv2.warpAffine`` per frame (on RGBA, twice as fast as RGB); the colour
+stage is one 3 x 4 colour matrix, or folded into the normalisation (a lookup table without it).
 
 Validation and test (``EvalTransform``, :func:`preprocess_clip`): resize the short side, centre crop,
-normalise, the same as the original evaluation.
+normalise, as the original evaluation.
 """
 
 from __future__ import annotations
@@ -45,6 +40,13 @@ import torch
 from action_rec.errors import UserError
 
 from .crossnorm import crossnorm_affine
+from .photometric import (
+    PhotometricParams,
+    apply_photometric,
+    choose_colour_stage,
+    photometric_matrix,
+    sample_photometric,
+)
 
 __all__ = [
     "MULTI_SCALES",
@@ -65,6 +67,8 @@ __all__ = [
     "warp_frames",
     "crop_resize_frames",
     "resize_frames",
+    "resize_frame",
+    "resize_interpolation",
     "photometric_matrix",
     "sample_photometric",
     "apply_photometric",
@@ -72,7 +76,6 @@ __all__ = [
 ]
 
 MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
-COLOUR_STAGES = ("none", "photometric", "crossnorm")
 RANDOM_RESIZED_AREA = (0.4, 1.0)
 RANDOM_RESIZED_ASPECT = (0.5, 1.5)
 
@@ -188,94 +191,37 @@ def warp_frames(frames: Sequence[np.ndarray], matrix: np.ndarray, size: int) -> 
 def crop_resize_frames(
     frames: Sequence[np.ndarray], crop: tuple[int, int, int, int], size: int, flip: bool = False
 ) -> np.ndarray:
-    """Crop ``(x, y, w, h)``, resize to ``size x size`` (bilinear), optionally mirror: ``T x size x size x 3``."""
+    """Crop ``(x, y, w, h)``, resize to ``size x size`` (`resize_interpolation`'s rule), optionally
+    mirror: ``T x size x size x 3``."""
     x, y, cw, ch = crop
     out = np.empty((len(frames), size, size, 3), dtype=np.uint8)
+    interpolation = resize_interpolation((ch, cw), (size, size))
     for i, frame in enumerate(frames):
-        cv2.resize(frame[y : y + ch, x : x + cw], (size, size), dst=out[i], interpolation=cv2.INTER_LINEAR)
+        cv2.resize(frame[y : y + ch, x : x + cw], (size, size), dst=out[i], interpolation=interpolation)
         if flip:
             cv2.flip(out[i], 1, dst=out[i])
     return out
 
 
-def resize_frames(frames: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarray]:
-    """Frames at ``(height, width)``: bilinear as the original, area averaging when shrinking more than 2x
-    (bilinear would alias there)."""
+def resize_interpolation(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> int:
+    """The one resize rule of training, evaluation, export checks and the live demo: bilinear (the
+    original's), area averaging when both sides shrink more than 2x (bilinear then skips pixels and
+    aliases: a 1080p camera frame brought to 256 would look unlike the same video's dumped frames)."""
+    shrink = min(src_hw[0] / dst_hw[0], src_hw[1] / dst_hw[1])
+    return cv2.INTER_AREA if shrink > 2 else cv2.INTER_LINEAR
+
+
+def resize_frame(frame: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """``frame`` at ``(height, width)`` by `resize_interpolation`'s rule (unchanged when already there)."""
     h, w = hw
-    out = []
-    for f in frames:
-        if f.shape[:2] != (h, w):
-            shrink = min(f.shape[0] / h, f.shape[1] / w) > 2
-            f = cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        out.append(f)
-    return out
+    if frame.shape[:2] == (h, w):
+        return frame
+    return cv2.resize(frame, (w, h), interpolation=resize_interpolation(frame.shape[:2], (h, w)))
 
 
-# ---------------------------------------------------------------------------------------- colour
-@dataclass(frozen=True)
-class PhotometricParams:
-    """Photometric distortion: brightness, contrast, saturation, hue. Identity values mean "not applied"."""
-
-    brightness: float = 0.0  # added, 0-255 scale
-    contrast: float = 1.0  # multiplied
-    saturation: float = 1.0  # 0 = grey, 1 = unchanged
-    hue: float = 0.0  # degrees of rotation about the grey axis
-
-
-def sample_photometric(
-    rng: np.random.Generator,
-    brightness: float = 32.0,
-    contrast: tuple[float, float] = (0.5, 1.5),
-    saturation: tuple[float, float] = (0.5, 1.5),
-    hue: float = 18.0,
-) -> PhotometricParams:
-    """Each of the four distortions applied with probability 0.5, with mmcv PhotoMetricDistortion's ranges."""
-    b = float(rng.uniform(-brightness, brightness)) if rng.random() < 0.5 else 0.0
-    c = float(rng.uniform(*contrast)) if rng.random() < 0.5 else 1.0
-    s = float(rng.uniform(*saturation)) if rng.random() < 0.5 else 1.0
-    h = float(rng.uniform(-hue, hue)) if rng.random() < 0.5 else 0.0
-    return PhotometricParams(b, c, s, h)
-
-
-_LUMA = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709 weights of the W3C saturate / hue-rotate filters
-
-
-def photometric_matrix(params: PhotometricParams) -> np.ndarray:
-    """The distortion as one 3 x 4 affine colour matrix on RGB: ``hue(saturation(contrast * (x + brightness)))``."""
-    grey = np.tile(_LUMA, (3, 1))
-    saturate = params.saturation * np.eye(3) + (1 - params.saturation) * grey
-    a = math.radians(params.hue)
-    # Rotation about the grey axis that keeps luma (W3C filter-effects hueRotate).
-    hue = (
-        grey
-        + math.cos(a) * (np.eye(3) - grey)
-        + math.sin(a)
-        * np.array([[-0.2126, -0.7152, 0.9278], [0.143, 0.140, -0.283], [-0.7874, 0.7152, 0.0722]])
-    )
-    linear = hue @ saturate * params.contrast
-    return np.hstack([linear, (linear @ np.full(3, params.brightness))[:, None]])
-
-
-def apply_photometric(clip: np.ndarray, params: PhotometricParams) -> np.ndarray:
-    """Distort a ``T x H x W x 3`` uint8 RGB clip, every frame alike (one pass of ``cv2.transform``,
-    saturating to 0..255); returns a new uint8 clip.
-
-    This is a real photometric distortion. The original toolkit's returned its input unchanged (a
-    bug), so it trained with no colour augmentation besides CrossNorm; distorting colours here is a
-    deliberate improvement over the original recipe, not a reproduction of it.
-    """
-    flat = np.ascontiguousarray(clip).reshape(-1, clip.shape[-2], 3)  # all frames as one image for cv2
-    out = np.empty_like(flat)
-    cv2.transform(flat, photometric_matrix(params).astype(np.float32), dst=out)
-    return out.reshape(clip.shape)
-
-
-def choose_colour_stage(probabilities: Mapping[str, float], rng: np.random.Generator) -> str:
-    """One of ``none`` / ``photometric`` / ``crossnorm`` drawn with the template's probabilities."""
-    p = np.array([float(probabilities.get(k, 0.0)) for k in COLOUR_STAGES])
-    if (p < 0).any() or p.sum() <= 0:
-        raise UserError(f"colour stage probabilities must be >= 0 and not all 0, got {dict(probabilities)}")
-    return COLOUR_STAGES[int(rng.choice(len(COLOUR_STAGES), p=p / p.sum()))]
+def resize_frames(frames: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarray]:
+    """Frames at ``(height, width)``, each by `resize_frame`."""
+    return [resize_frame(f, hw) for f in frames]
 
 
 # --------------------------------------------------------------------------------- normalisation
@@ -456,7 +402,7 @@ class TrainTransform:
 
 
 def center_crop_clip(frames: Sequence[np.ndarray], resize_short: int, size: int) -> np.ndarray:
-    """Short-side resize (bilinear) and centre crop: ``T x size x size x 3`` uint8, black where the
+    """Short-side resize (`resize_frame`: the same rule as training) and centre crop: ``T x size x size x 3`` uint8, black where the
     resized frame is smaller than the crop."""
     h, w = frames[0].shape[:2]
     rh, rw = short_side_size(h, w, resize_short)
@@ -471,8 +417,7 @@ def center_crop_clip(frames: Sequence[np.ndarray], resize_short: int, size: int)
         else np.zeros((len(frames), size, size, 3), np.uint8)
     )
     for i, frame in enumerate(frames):
-        if frame.shape[:2] != (rh, rw):
-            frame = cv2.resize(frame, (rw, rh), interpolation=cv2.INTER_LINEAR)
+        frame = resize_frame(frame, (rh, rw))
         out[i, y0 - top : y1 - top, x0 - left : x1 - left] = frame[y0:y1, x0:x1]
     return out
 

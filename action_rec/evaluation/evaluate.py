@@ -13,10 +13,9 @@ from typing import Any
 
 import torch
 from torch.utils.data import SequentialSampler
-from tqdm import tqdm
 
 from action_rec.errors import UserError
-from action_rec.evaluation.metrics import AccuracyMeter
+from action_rec.evaluation.loop import score_clips
 from action_rec.evaluation.report import (
     metric_entries,
     plot_confusion_matrix,
@@ -32,10 +31,21 @@ class EvaluationError(UserError):
 
 
 def read_model_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint as a dict (weights_only); ours hold ``template`` and ``class_names``."""
-    from action_rec.training.checkpoint import load_checkpoint
+    """The checkpoint as a dict (``torch.load(..., weights_only=True)``); ours hold ``template`` and
+    ``class_names``. Raises CheckpointError naming the file when it is not a readable checkpoint."""
+    from action_rec.models.weights import CheckpointError
 
-    return load_checkpoint(path)
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and unpickler errors all mean "not a checkpoint we can read"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot read checkpoint: {reason}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: not a checkpoint (a {type(obj).__name__}, expected a dict)")
+    return obj
 
 
 def _checkpoint_classes(checkpoint: dict[str, Any]) -> int | None:
@@ -117,11 +127,7 @@ def evaluate(
         template["training"]["workers"] if workers is None else workers,
         persistent=False,
     )
-    meter = AccuracyMeter(num_classes, torch_device)
-    with torch.no_grad():
-        for clips, labels in tqdm(loader, desc="evaluating", disable=not progress, dynamic_ncols=True):
-            meter.update(model(clips.to(torch_device)), labels.to(torch_device))
-    result = meter.compute()
+    result = score_clips(model, loader, num_classes, torch_device, progress=progress)
 
     inp = template["input"]
     shape = (1, 3, inp["clip_len"], inp["size"], inp["size"])

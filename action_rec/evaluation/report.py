@@ -20,11 +20,13 @@ __all__ = ["metric_entries", "write_metrics_yaml", "write_per_class_csv", "plot_
 def metric_entries(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``key / value / unit / display_name`` entries of metrics.yaml, rounded for reading.
 
-    ``accuracy`` is the overall top-1 (the seed table's figure); the original's eval.py reported the
-    mean per-class top-1 under that key, kept here as ``mean_class_accuracy``.
+    ``accuracy`` is the mean per-class top-1, as the original's eval.py wrote it (the published "Mean
+    Top-1" figures); ``mean_class_accuracy`` is the same figure under an explicit name, and the overall
+    top-1 (correct clips / all clips) is ``top1_accuracy``.
     """
     entries = [
-        ("accuracy", result["top1"], "%", "Top-1 accuracy"),
+        ("accuracy", result["mean_class"], "%", "Mean Top-1 (mean per-class top-1, as the original)"),
+        ("top1_accuracy", result["top1"], "%", "Top-1 accuracy (over all clips)"),
         ("top5_accuracy", result["top5"], "%", "Top-5 accuracy"),
         ("mean_class_accuracy", result["mean_class"], "%", "Mean class accuracy (top-1)"),
         ("complexity", result["gflops"], "GFLOPs", "Complexity"),

@@ -97,7 +97,7 @@ def _template(args: argparse.Namespace, template_path: str | Path | None) -> tup
 def main(argv: list[str] | None = None, template_path: str | Path | None = None) -> int:
     """Parse flags, train, print a summary; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from action_rec.training.trainer import TrainingError, TrainOptions, train
+    from action_rec.training import TrainingError, TrainOptions, train
 
     try:
         template, path = _template(args, template_path)

@@ -1,8 +1,9 @@
 """Losses of the original recipe: AM-Softmax with its regularisers, or plain cross-entropy.
 
 The angular head outputs raw cosines ``N x C``; the losses scale them. The AM-Softmax scale follows a
-schedule (`am_softmax_scale`): large at the start so that the softmax is sharp while the cosines are
-small, then down to ``scale_end`` (the scale the model's ``probabilities`` use at inference).
+schedule (`am_softmax_scale`, the original's PolyScalarScheduler): large at the start so that the softmax
+is sharp while the cosines are small, then down to ``scale_end`` (the scale the model's
+``probabilities`` use at inference).
 """
 
 from __future__ import annotations
@@ -26,13 +27,23 @@ __all__ = [
 
 
 def am_softmax_scale(epoch: float, loss_cfg: dict[str, Any]) -> float:
-    """Scale at (fractional) `epoch`: polynomial of power ``scale_power`` from ``scale_start`` down to
-    ``scale_end`` over the first ``scale_epochs`` epochs, then ``scale_end``."""
+    """Scale at (fractional) `epoch`: the original's PolyScalarScheduler, then ``scale_end``.
+
+    Per iteration i over N = ``scale_epochs`` x iterations per epoch, with start, end, power p and
+    F = (end - start) / (1 - p): ``s(i) = F / N^p * i^p - p * F / N * i + start`` for i < N, then end.
+    It leaves ``start`` falling fastest and reaches ``end`` with zero slope. Written with the fraction
+    q = i / N = epoch / scale_epochs it is ``start + F (q^p - p q)``: the iterations per epoch cancel.
+    (p = 1 would divide by zero; the original has no such case, and a linear ramp is its limit.)
+    """
     start, end = float(loss_cfg["scale_start"]), float(loss_cfg["scale_end"])
-    span = loss_cfg["scale_epochs"]
+    span, power = loss_cfg["scale_epochs"], float(loss_cfg["scale_power"])
     if span <= 0 or epoch >= span:
         return end
-    return end + (start - end) * (1.0 - max(epoch, 0.0) / span) ** float(loss_cfg["scale_power"])
+    q = max(epoch, 0.0) / span
+    if power == 1.0:
+        return start + (end - start) * q
+    factor = (end - start) / (1.0 - power)
+    return start + factor * (q**power - power * q)
 
 
 def am_softmax_loss(
@@ -42,12 +53,14 @@ def am_softmax_loss(
     margin: float = 0.35,
     entropy_weight: float = 0.085,
     positive_only: bool = True,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """AM-Softmax: cross-entropy of ``scale * (cos - margin * onehot(y))`` minus ``entropy_weight`` x the
     entropy of ``softmax(scale * cos)`` (a confidence penalty on the margin-free logits).
 
     With `positive_only` only the per-sample losses above zero are averaged (the original's rule: a
     sample whose entropy bonus outweighs its error does not pull the mean down). ``N x C``, ``N`` -> scalar.
+    `weights` (``N``, e.g. class weights for ``class_balance: loss``) make the mean a weighted one.
     """
     onehot = F.one_hot(labels, cos.shape[1]).to(cos.dtype)
     losses = F.cross_entropy(scale * (cos - margin * onehot), labels, reduction="none")
@@ -55,10 +68,13 @@ def am_softmax_loss(
         log_p = F.log_softmax(scale * cos, dim=1)
         entropy = -(log_p.exp() * log_p).sum(dim=1)
         losses = losses - entropy_weight * entropy
-    if not positive_only:
-        return losses.mean()
-    positive = losses > 0
-    return (losses * positive).sum() / positive.sum().clamp(min=1)
+    if weights is None:
+        if not positive_only:
+            return losses.mean()
+        positive = losses > 0
+        return (losses * positive).sum() / positive.sum().clamp(min=1)
+    w = weights.to(losses.dtype) * (losses > 0) if positive_only else weights.to(losses.dtype)
+    return (losses * w).sum() / w.sum().clamp(min=1e-12)
 
 
 def center_push_loss(
@@ -84,10 +100,12 @@ def local_push_loss(
     """X3D's local push: keep each sample further from other classes' samples than from its own centre.
 
     For sample i: ``max_j relu(e_i . e_j - t_i)`` over samples j of another class, with
-    ``t_i = max(cos(e_i, w_yi), margin) - margin``; averaged over samples that have such a j.
+    ``t_i = max(cos(e_i, w_yi), margin) - margin``, a constant (no gradient flows through it, as in the
+    original: the loss moves samples apart, not towards their centre); averaged over samples that have
+    such a j.
     `embeddings` ``N x D`` L2-normalised, `cos` ``N x C``, `labels` ``N``.
     """
-    target = cos.gather(1, labels[:, None]).squeeze(1).clamp(min=margin) - margin
+    target = cos.detach().gather(1, labels[:, None]).squeeze(1).clamp(min=margin) - margin
     similarity = embeddings @ embeddings.t()
     other = labels[:, None] != labels[None, :]
     pushed = F.relu(similarity - target[:, None]).masked_fill(~other, 0.0)
@@ -109,9 +127,11 @@ class Criterion(nn.Module):
       scale x the cosines (angular head: a normalised softmax without margin or regularisers).
     """
 
-    def __init__(self, template: dict[str, Any]) -> None:
+    def __init__(self, template: dict[str, Any], class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
         self.cfg = dict(template["loss"])
+        # Per-class loss weights (``training.class_balance: loss``), None for the plain mean.
+        self.class_weights = class_weights
         self.angular = template["model"]["head"] == "angular"
         if self.cfg["type"] == "am_softmax" and not self.angular:
             raise UserError(
@@ -134,10 +154,14 @@ class Criterion(nn.Module):
         scores = scores.float()
         scale = self.scale(epoch)
         cfg = self.cfg
+        weights = None if self.class_weights is None else self.class_weights.to(scores.device)
         if cfg["type"] == "cross_entropy":
-            loss = F.cross_entropy(scale * scores, labels)
+            loss = F.cross_entropy(scale * scores, labels, weight=weights)
             return loss, {"ce": loss.detach().item(), "scale": scale}
-        loss = am_softmax_loss(scores, labels, scale, cfg["margin"], cfg["entropy_weight"])
+        sample_weights = None if weights is None else weights[labels]
+        loss = am_softmax_loss(
+            scores, labels, scale, cfg["margin"], cfg["entropy_weight"], weights=sample_weights
+        )
         parts = {"am_softmax": loss.detach().item(), "scale": scale}
         if cfg["center_push_weight"] and centres is not None:
             push = center_push_loss(centres.float(), cfg["center_push_margin"], mask)
@@ -150,6 +174,6 @@ class Criterion(nn.Module):
         return loss, parts
 
 
-def build_criterion(template: dict[str, Any]) -> Criterion:
-    """The loss the template asks for (see `Criterion`)."""
-    return Criterion(template)
+def build_criterion(template: dict[str, Any], class_weights: torch.Tensor | None = None) -> Criterion:
+    """The loss the template asks for (see `Criterion`), optionally with per-class weights."""
+    return Criterion(template, class_weights)

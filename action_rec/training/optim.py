@@ -38,10 +38,11 @@ def build_optimizer(model: nn.Module, template: dict[str, Any], base_lr: float) 
 def unitwise_norm(x: torch.Tensor) -> torch.Tensor:
     """L2 norm over all dims but the first (one value per output unit, broadcastable to `x`).
 
-    1-D tensors (BN weights and biases) count as one unit: their whole norm, as timm's AGC does.
+    For a 1-D tensor (BN weights and biases, biases) that is the norm of each element alone, ``|x|``:
+    every channel is its own unit, as in the original (not the whole vector, as timm's AGC does).
     """
     if x.ndim <= 1:
-        return torch.linalg.vector_norm(x)
+        return x.abs()
     return torch.linalg.vector_norm(x, dim=tuple(range(1, x.ndim)), keepdim=True)
 
 

@@ -1,7 +1,8 @@
 """Learning-rate schedule of the recipe: head-only epochs, cosine warm-up, then step or cosine decay.
 
-The rate is a pure function of the (fractional) epoch, so resuming needs no scheduler state beyond the
-epoch: ``lr = base_learning_rate x factor(t)`` for each parameter group, ``t = epoch + i / iters``.
+The rate is a function of the (fractional) epoch, ``lr = base_learning_rate x factor(t)`` for each
+parameter group, ``t = iteration / iters_per_epoch``; `build_lr_scheduler` turns it into torch's
+LambdaLR, stepped once per iteration (its state, the iteration count, travels in the checkpoint).
 
     epochs [0, head_only)           backbone 0 (frozen), head x head_lr_multiplier
     next warmup_epochs              both groups, cosine warm-up from 1 % to 100 %
@@ -12,12 +13,12 @@ epoch: ``lr = base_learning_rate x factor(t)`` for each parameter group, ``t = e
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-__all__ = ["LRSchedule", "apply_learning_rate"]
+__all__ = ["LRSchedule", "build_lr_scheduler"]
 
 MIN_FACTOR = 0.01  # warm-up start and cosine end, as a fraction of the base rate
 
@@ -74,13 +75,17 @@ class LRSchedule:
     def learning_rates(self, t: float) -> dict[str, float]:
         return {name: self.base_lr * f for name, f in self.factors(t).items()}
 
-    def state_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-
-def apply_learning_rate(optimizer: torch.optim.Optimizer, schedule: LRSchedule, t: float) -> float:
-    """Set each parameter group's lr (groups carry a ``name``: backbone or head); returns the head's."""
-    rates = schedule.learning_rates(t)
+def build_lr_scheduler(
+    optimizer: torch.optim.Optimizer, schedule: LRSchedule, iters_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """LambdaLR over the optimizer's named groups (``backbone``, ``head``): step i sets each group's lr
+    to ``base_lr x schedule.factors(i / iters_per_epoch)[name]``. Step it after every optimizer step."""
+    names = [group.get("name", "backbone") for group in optimizer.param_groups]
     for group in optimizer.param_groups:
-        group["lr"] = rates[group.get("name", "backbone")]
-    return rates["head"]
+        group["lr"] = group["initial_lr"] = schedule.base_lr
+
+    def factor(name: str):
+        return lambda step: schedule.factors(step / iters_per_epoch)[name]
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, [factor(name) for name in names])

@@ -1,0 +1,32 @@
+"""The held-out synthetic classes of the fine-tuning transfer task."""
+
+import pytest
+
+from action_rec.data import RawFrameDataset
+from action_rec.data.synthetic import CLASSES, HELD_OUT, make_held_out_dataset
+from action_rec.errors import UserError
+
+
+def test_held_out_dataset_relabels_classes_the_quick_start_never_shows(tmp_path):
+    assert not set(HELD_OUT) & {m.name for m in CLASSES[:6]}  # the quick start trains on the first six
+    out = make_held_out_dataset(tmp_path / "d", train_per_class=2, val_per_class=1, frames=4, size=24)
+    assert (out / "label_map.txt").read_text().split() == list(HELD_OUT)
+    train = (out / "train.txt").read_text().splitlines()
+    assert [line.split()[1] for line in train] == ["0", "0", "1", "1"]
+    assert train[0].startswith("train/rotating_clockwise_0000 0 0 4 0 4")
+    dataset = RawFrameDataset(["val.txt"], [out], _template(), "val")
+    assert dataset.class_names == list(HELD_OUT) and len(dataset) == 2
+    with pytest.raises(UserError, match="held-out classes"):
+        make_held_out_dataset(tmp_path / "e", ("rotating_clockwise", "jumping"))
+
+
+def _template():
+    from pathlib import Path
+
+    from action_rec.templates import apply_overrides, load_template
+
+    root = Path(__file__).resolve().parents[1]
+    path = root / "model_templates/custom-action-recognition/s3d-rgb-mobilenet-v3/template.yaml"
+    return apply_overrides(
+        load_template(path), ["input.clip_len=4", "input.size=16", "input.resize_short=20"]
+    )
