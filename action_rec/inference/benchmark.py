@@ -138,7 +138,7 @@ def frame_cost(model: ExportedModel, video: Path, frames: int, stride: int) -> d
             due = recognizer.add_frame(index, frame)
             t2 = time.perf_counter()
             if due is not None:
-                entry = recognizer.infer(index, *due).to_json(model.class_names)
+                entry = recognizer.infer(due).to_json(model.class_names)
                 windows += 1
             t3 = time.perf_counter()
             draw_overlay(frame, entry, 0.0, entry["latency_ms"] if entry else 0.0)
