@@ -68,8 +68,9 @@ def _readme(meta: dict[str, Any], has_int8: bool) -> str:
     int8 = "- `model_int8.xml`: INT8 (NNCF), faster; `--int8` picks it\n" if has_int8 else ""
     verification = meta.get("verification", {}).get("accuracy_top1")
     accuracy = (
-        f"Top-1 on {verification['clips']} of your clips at export: {verification['this_model']:.2f} % "
-        f"(PyTorch {verification['pytorch']:.2f} %).\n\n"
+        f"Top-1 on {verification['clips']} of your clips at export: "
+        f"{verification['this_model']['default']:.2f} % with OpenVINO's default settings, "
+        f"{verification['this_model']['f32']:.2f} % in f32 (PyTorch {verification['pytorch']:.2f} %).\n\n"
         if verification
         else ""
     )
