@@ -22,6 +22,7 @@ from tiny_model import decode
 from action_rec.errors import UserError
 from action_rec.export.deploy import REQUIREMENTS, DeployError, build_deploy_package
 from action_rec.inference import recognize_video, timeline_segments, windows_inside_segments
+from action_rec.inference.model import ExportedModel
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_FILES = ["model.bin", "model.json", "model.xml", "model_int8.bin", "model_int8.json", "model_int8.xml"]
@@ -110,7 +111,7 @@ def test_rebuilding_replaces_the_package(trained, tmp_path):
 def test_packaged_script_gives_the_recognizers_labels(trained, package, tmp_path, variant):
     """Window by window, the packaged script and action_rec's recognizer agree (both in f32)."""
     xml = trained["xml"].with_name(f"{variant}.xml")
-    expected = recognize_video(xml, trained["video"], progress=False)
+    expected = recognize_video(ExportedModel(xml, precision="f32"), trained["video"], progress=False)
     extra = ["--hint", "f32"] + (["--int8"] if variant == "model_int8" else [])
     got = _recognize(None, package / "recognize.py", trained["video"], tmp_path / "t.json", *extra)
     assert got["model"] == str(package / f"{variant}.xml")
@@ -120,20 +121,21 @@ def test_packaged_script_gives_the_recognizers_labels(trained, package, tmp_path
     ]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(got["windows"], expected, strict=True)) < 1e-3
     segments = [(s["label"], s["first_frame"], s["last_frame"]) for s in got["segments"]]
-    assert segments == [(s["label"], s["first_frame"], s["last_frame"]) for s in timeline_segments(expected)]
+    runs = [(s["label"], s["first_frame"], s["last_frame"]) for s in timeline_segments(expected)]
+    assert segments == [run for run in runs if run[0] != "no action"]  # no-action time is in no segment
 
 
 def test_threshold_and_no_action_classes(trained, package, tmp_path):
     """Below the threshold a window is "no action" and belongs to no segment; model.json's no_action
     block sets the default, --threshold overrides it and 0 disables it."""
     script, video = package / "recognize.py", trained["video"]
-    plain = _recognize(None, script, video, tmp_path / "a.json", "--hint", "f32")
+    plain = _recognize(None, script, video, tmp_path / "a.json", "--hint", "f32", "--threshold", "0")
     scores = sorted({e["score"] for e in plain["windows"]})
     threshold = (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2  # halfway between two windows
     cut = _recognize(None, script, video, tmp_path / "b.json", "--hint", "f32", "--threshold", str(threshold))
     for a, b in zip(plain["windows"], cut["windows"], strict=True):
         assert b["no_action"] == (a["score"] < threshold)
-        assert b["label"] == (None if a["score"] < threshold else a["label"])
+        assert b["label"] == ("no action" if a["score"] < threshold else a["label"])
     kept = {e["frame"] for e in cut["windows"] if not e["no_action"]}
     assert {f for s in cut["segments"] for f in (s["first_frame"], s["last_frame"])} <= kept
     assert sum(s["windows"] for s in cut["segments"]) == len(kept)
@@ -150,7 +152,7 @@ def test_threshold_and_no_action_classes(trained, package, tmp_path):
         None, pkg / "recognize.py", video, tmp_path / "d.json", "--hint", "f32", "--threshold", "0"
     )
     assert [e["label"] for e in off["windows"]] == [
-        None if e["label"] == trained["class_names"][2] else e["label"] for e in plain["windows"]
+        "no action" if e["label"] == trained["class_names"][2] else e["label"] for e in plain["windows"]
     ]
 
 
@@ -220,7 +222,9 @@ def test_packaged_script_in_a_fresh_venv_recognizes_the_video(trained, package, 
         [str(fresh_venv), "-c", "import action_rec"], capture_output=True, env={}, cwd=tmp_path
     )
     assert probe.returncode != 0
-    got = _recognize(str(fresh_venv), package / "recognize.py", trained["video"], tmp_path / "t.json")
+    # The tiny model is judged against the truth as trained: in f32, without a no-action threshold.
+    got = _recognize(str(fresh_venv), package / "recognize.py", trained["video"], tmp_path / "t.json",
+                     "--hint", "f32", "--threshold", "0")  # fmt: skip
     inside = windows_inside_segments(got["windows"], trained["truth"])
     assert len(inside) >= 8
     assert [e["window_label"] for e, _ in inside] == [seg["name"] for _, seg in inside]

@@ -80,7 +80,9 @@ def test_frame_preprocessing_matches_the_evaluation_pipeline(fmt):
 
 # ------------------------------------- the tiny model trained on a synthetic video (conftest `trained`)
 def test_timeline_matches_the_truth_on_the_synthetic_video(trained):
-    entries = recognize_video(trained["xml"], trained["video"], stride=4, average=1, progress=False)
+    # The tiny model is judged as it was trained: in f32, without a no-action threshold.
+    model = ExportedModel(trained["xml"], precision="f32")
+    entries = recognize_video(model, trained["video"], stride=4, average=1, progress=False, threshold=0)
     inside = windows_inside_segments(entries, trained["truth"])
     assert len(inside) >= 8
     wrong = [
@@ -97,8 +99,9 @@ def test_segment_timeline_matches_the_truth(trained):
     """Smoothed into segments, the windows give the video's four segments, their boundaries within a
     few frames: frame accuracy >= 90 % and F1@0.50 = 1 against the truth."""
     entries, segments = recognize_video(
-        trained["xml"], trained["video"], stride=4, average=3, progress=False, timeline={}
-    )
+        ExportedModel(trained["xml"], precision="f32"), trained["video"], stride=4, average=3,
+        progress=False, timeline={}, threshold=0,
+    )  # fmt: skip
     truth = truth_segments(trained["truth"], 30.0)
     assert [s["label"] for s in segments] == [s["label"] for s in truth]
     metrics = timeline_metrics(read_segments_list(segments), truth)

@@ -264,11 +264,12 @@ def export_module(
                 block = no_action_metadata(class_names, applied, options.keep_correct, report.clips)
                 variant.meta = {**variant.meta, "no_action": {**block, "calibrated_threshold": threshold}}
                 if variant.file:
-                    verdict = (
-                        "'no action' below it (--threshold overrides)"
-                        if applied is not None
-                        else f"recorded, not applied: the class {block['classes'][0]} says 'no action'"
-                    )
+                    if threshold is None:
+                        verdict = "no prediction was right, so there is no threshold"
+                    elif applied is None:
+                        verdict = f"recorded, not applied: the class {block['classes'][0]} says 'no action'"
+                    else:
+                        verdict = "'no action' below it (--threshold overrides)"
                     log(
                         f"{variant.file}: top probability {threshold} keeps {100 * options.keep_correct:.0f} % "
                         f"of its correct predictions on {report.clips} clips: {verdict}"

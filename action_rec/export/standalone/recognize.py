@@ -163,7 +163,7 @@ class Labeller:
             "frame": frame,
             "start_frame": start,
             "time_s": round(frame / fps, 3) if fps else None,
-            "label": None if quiet else best,
+            "label": NO_ACTION if quiet else best,
             "no_action": quiet,
             "score": round(score, 4),
             "top_k": [[self.names[i], round(float(averaged[i]), 4)] for i in order],
@@ -179,7 +179,7 @@ def segments(entries: list[dict]) -> list[dict]:
     out: list[dict] = []
     previous = None
     for e in entries:
-        if e["label"] is None:
+        if e["no_action"]:
             previous = None
             continue
         if previous is not None and previous["label"] == e["label"]:
@@ -243,9 +243,7 @@ def run(args: argparse.Namespace) -> dict:
     def finish(end: int, start: int, started: float, scores: np.ndarray) -> dict:
         entries.append(label(scores, end, start, fps, (time.perf_counter() - started) * 1e3))
         if live:  # a live run has no end to wait for: say each label as it comes
-            print(
-                f"frame {end}: {entries[-1]['label'] or NO_ACTION} ({entries[-1]['score']:.2f})", flush=True
-            )
+            print(f"frame {end}: {entries[-1]['label']} ({entries[-1]['score']:.2f})", flush=True)
         return entries[-1]
 
     try:
