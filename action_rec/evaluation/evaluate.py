@@ -74,8 +74,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate `weights` on the test set; returns top1/top5/mean_class (%), per_class, confusion,
     class_names, params_m, gflops, checkpoint_mb, input_shape and the template used."""
-    from action_rec.data import RawFrameDataset
-    from action_rec.data.loading import DataError, check_labels, make_loader, resolve_ann_files
+    from action_rec.data.loading import build_test_set, check_labels, make_loader
     from action_rec.evaluation.complexity import count_complexity
     from action_rec.models import build_model, load_weights
     from action_rec.templates import apply_overrides, load_template
@@ -91,12 +90,7 @@ def evaluate(
     class_names = checkpoint.get("class_names")
     class_names = list(class_names) if class_names else None
 
-    files, roots = resolve_ann_files(test_ann_files, test_data_roots, "--test-ann-files")
-    if not files:
-        raise DataError("--test-ann-files: no test annotation file given")
-    dataset = RawFrameDataset(files, roots, template, split="test", class_names=class_names)
-    if len(dataset) == 0:
-        raise DataError(f"{', '.join(files)}: the test set is empty (no clips)")
+    dataset = build_test_set(template, test_ann_files, test_data_roots, class_names)
     class_names = list(dataset.class_names) if class_names is None else class_names
     num_classes = len(class_names)
     if num_classes < dataset.num_classes and checkpoint.get("class_names") is None:
