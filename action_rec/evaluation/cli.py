@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from action_rec.errors import UserError
+from action_rec.errors import run_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -55,46 +55,49 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, template_path: str | Path | None = None) -> int:
     """Parse flags, evaluate, write the report, print the figures; returns the exit status."""
     args = build_parser().parse_args(argv)
+    return run_cli(lambda: _evaluate(args, template_path))
+
+
+def _evaluate(args: argparse.Namespace, template_path: str | Path | None) -> int:
     from action_rec.evaluation.evaluate import evaluate, write_report
     from action_rec.evaluation.exported import EXPORTED_SUFFIXES, evaluate_exported
     from action_rec.templates import TemplateError, apply_overrides, load_template
 
-    try:
-        path = template_path if template_path is not None else args.template
-        if path is None:
-            raise TemplateError("no template: run the work dir's eval.py, or give --template PATH")
-        if Path(args.load_weights).suffix.lower() in EXPORTED_SUFFIXES:
-            template = load_template(path)
-            if args.set:
-                template = apply_overrides(template, args.set)
-            result = evaluate_exported(
-                template,
-                args.load_weights,
-                args.test_ann_files,
-                args.test_data_roots,
-                hint=args.precision_hint,
-                workers=args.workers,
-                progress=not args.no_progress,
-            )
-        else:
-            result = evaluate(
-                load_template(path),
-                args.load_weights,
-                args.test_ann_files,
-                args.test_data_roots,
-                overrides=args.set,
-                device=args.device,
-                batch_size=args.batch_size,
-                workers=args.workers,
-                progress=not args.no_progress,
-            )
-        paths = write_report(result, args.save_metrics_to)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    path = template_path if template_path is not None else args.template
+    if path is None:
+        raise TemplateError("no template: run the work dir's eval.py, or give --template PATH")
+    if Path(args.load_weights).suffix.lower() in EXPORTED_SUFFIXES:
+        template = load_template(path)
+        if args.set:
+            template = apply_overrides(template, args.set)
+        result = evaluate_exported(
+            template,
+            args.load_weights,
+            args.test_ann_files,
+            args.test_data_roots,
+            hint=args.precision_hint,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
+    else:
+        result = evaluate(
+            load_template(path),
+            args.load_weights,
+            args.test_ann_files,
+            args.test_data_roots,
+            overrides=args.set,
+            device=args.device,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
+    paths = write_report(result, args.save_metrics_to)
+    _print_summary(result)
+    print(f"Wrote {paths['metrics']}, {paths['confusion']}, {paths['per_class']}")
+    return 0
+
+
+def _print_summary(result: dict) -> None:
     accuracy = (
         f"{result['num_clips']} clips of {len(result['class_names'])} classes: top-1 {result['top1']:.2f} %, "
         f"top-5 {result['top5']:.2f} %, mean class {result['mean_class']:.2f} %; "
@@ -111,8 +114,6 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
             accuracy + f"{result['gflops']:.2f} GFLOPs at {'x'.join(map(str, result['input_shape']))}, "
             f"{result['params_m']:.3f} M parameters, checkpoint {result['checkpoint_mb']:.1f} MB"
         )
-    print(f"Wrote {paths['metrics']}, {paths['confusion']}, {paths['per_class']}")
-    return 0
 
 
 if __name__ == "__main__":
