@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from action_rec.errors import UserError
 from action_rec.fileio import atomic_path, atomic_write
-from action_rec.templates import load_template
+from action_rec.templates import TemplateError, load_template
 
-__all__ = ["WorkDirError", "DownloadError", "instantiate", "download_file", "SCRIPTS"]
+__all__ = ["WorkDirError", "DownloadError", "instantiate", "download_file", "script_template", "SCRIPTS"]
 
 SNAPSHOT_NAME = "snapshot.pth"
 
@@ -54,6 +54,15 @@ SCRIPTS = {
     "eval.py": ("evaluation", "Evaluate a checkpoint: accuracy, complexity, metrics.yaml and plots."),
     "export.py": ("export", "Export a checkpoint to OpenVINO IR (model.xml + model.bin) through ONNX."),
 }
+
+
+def script_template(explicit: str | Path | None, work_dir_template: str | Path | None, script: str) -> Path:
+    """The template file a work-dir script runs with: ``--template`` when given, else the work dir's
+    template.yaml (the same rule for train.py, eval.py and export.py)."""
+    path = explicit if explicit is not None else work_dir_template
+    if path is None:
+        raise TemplateError(f"no template: run the work dir's {script}, or give --template PATH")
+    return Path(path)
 
 
 def _sha256(path: Path) -> str:

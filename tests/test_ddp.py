@@ -9,9 +9,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from action_rec.data import make_synthetic_dataset
+from action_rec.models.checkpoint import read_checkpoint
 from action_rec.templates import apply_overrides, load_template
 from action_rec.training import cli
-from action_rec.training.checkpoint import load_checkpoint
 from action_rec.training.distributed import free_port
 from action_rec.training.launch import run_process
 from action_rec.training.logs import read_metrics
@@ -71,7 +71,7 @@ def test_two_processes_take_the_same_steps_and_end_with_the_same_weights(data, t
     for key, value in r0["state_dict"].items():
         assert torch.equal(value, r1["state_dict"][key]), key
     # Only rank 0 wrote the checkpoint, and it holds the same weights.
-    saved = load_checkpoint(tmp_path / "latest.pth")
+    saved = read_checkpoint(tmp_path / "latest.pth").raw
     assert saved["iteration"] == 4 and saved["meta"]["world_size"] == 2
     for key, value in r0["state_dict"].items():
         assert torch.equal(value, saved["state_dict"][key]), key
@@ -90,6 +90,6 @@ def test_cli_spawns_cpu_processes_with_nproc(data, tmp_path, capsys):
         "--no-progress", "--set", *TINY,
     ]  # fmt: skip
     assert cli.main(argv) == 0
-    saved = load_checkpoint(out / "latest.pth")
+    saved = read_checkpoint(out / "latest.pth").raw
     assert saved["iteration"] == 2 and saved["meta"]["world_size"] == 2
     assert "2 process(es)" in (out / "train.log").read_text()

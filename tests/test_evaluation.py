@@ -137,3 +137,40 @@ def test_unreadable_weights(data, tmp_path, capsys):
     junk.write_text("junk")
     assert _eval(data, junk, tmp_path / "m.yaml") == 2
     assert "junk.pth" in capsys.readouterr().err
+
+
+def _template_file(path, **replace):
+    text = S3D.read_text()
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new, 1)
+    path.write_text(text)
+    return path
+
+
+def test_template_flag_wins_over_the_work_dirs_template(data, trained, tmp_path, capsys):
+    broken = _template_file(tmp_path / "broken.yaml", **{"clip_len: 16": "clip_len: 0"})
+    argv = ["--template", str(broken), "--load-weights", str(trained[0]), "--test-ann-files", "val.txt",
+            "--test-data-roots", str(data), "--save-metrics-to", str(tmp_path / "m.yaml")]  # fmt: skip
+    assert cli.main(argv, template_path=S3D) == 2  # as run by a work dir's eval.py
+    err = capsys.readouterr().err
+    assert "broken.yaml" in err and "input.clip_len" in err and len(err.strip().splitlines()) == 1
+
+
+def test_checkpoint_settings_beat_the_template_flag_and_the_file_is_read_once(
+    data, trained, tmp_path, capsys, monkeypatch
+):
+    weights, _, _ = trained
+    other = _template_file(
+        tmp_path / "other.yaml", **{"clip_len: 16": "clip_len: 8", "size: 224": "size: 64"}
+    )
+    real_load, calls = torch.load, []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a[0]) or real_load(*a, **k))
+    argv = ["--template", str(other), "--load-weights", str(weights), "--test-ann-files", "val.txt",
+            "--test-data-roots", str(data), "--save-metrics-to", str(tmp_path / "m.yaml"), "--device", "cpu",
+            "--workers", "0", "--no-progress"]  # fmt: skip
+    assert cli.main(argv, template_path=tmp_path / "not_used.yaml") == 0
+    out = capsys.readouterr().out
+    assert "4x32x32" in out and "8x64x64" not in out
+    assert "input.clip_len 4, not 8" in out and "using the model/input/loss settings" in out
+    assert [str(c) for c in calls] == [str(weights)]

@@ -178,7 +178,9 @@ def test_fp16_int8_and_accuracy_on_calibration_clips(tmp_path, checkpoints, synt
         if line.startswith("  ") and "%" in line
     }
     assert rows["FP32"][0] == rows["pytorch"][0]
-    assert set(rows) == {"pytorch", "FP32", "FP16", "INT8"} and all(len(rows[k]) == 2 for k in ("FP32", "INT8"))
+    assert set(rows) == {"pytorch", "FP32", "FP16", "INT8"} and all(
+        len(rows[k]) == 2 for k in ("FP32", "INT8")
+    )
     # Every written IR was compiled under OpenVINO's defaults and each hint this CPU has, and says so.
     for m in (meta, meta8):
         assert set(m["verification"]["compiles_with"]) == set(available_hints())
@@ -402,3 +404,36 @@ def test_only_the_large_112px_expansion_is_split_at_full_size(tmp_path, arch, ch
     assert [op.get_friendly_name() for op in concats if op.get_input_size() == 16] == (
         ["/backbone/features.2/conv/conv.6/Relu"] if chains else []
     )
+
+
+def test_template_flag_wins_and_the_checkpoints_settings_win_over_it(
+    tmp_path, checkpoints, capsys, monkeypatch
+):
+    """In a work dir's export.py, --template is the template read (a broken one is reported); the
+    checkpoint's own model/input settings still beat it; the checkpoint file is read once."""
+    import action_rec.export.pipeline as pipeline
+
+    arch = "s3d-rgb-mobilenet-v3"
+    text = (TEMPLATES / arch / "template.yaml").read_text()
+    broken, other = tmp_path / "broken.yaml", tmp_path / "other.yaml"
+    broken.write_text(text.replace("clip_len: 16", "clip_len: 0", 1))
+    other.write_text(text.replace("clip_len: 16", "clip_len: 8", 1).replace("workers: 2", "workers: 1", 1))
+    args = ["--load-weights", str(checkpoints[arch]), "--save-model-to", str(tmp_path / "e"), "--no-progress"]
+    work_dir_template = TEMPLATES / arch / "template.yaml"
+    assert export_main([*args, "--template", str(broken)], template_path=work_dir_template) == 2
+    err = capsys.readouterr().err
+    assert "broken.yaml" in err and "input.clip_len" in err
+
+    seen, real_load, calls = {}, torch.load, []
+
+    def fake_export(model, template, names, out_dir, *args, **kwargs):
+        seen.update(template=template, names=names)
+        return pipeline.ExportResult(Path(out_dir), [], {}, None)
+
+    monkeypatch.setattr(pipeline, "export_module", fake_export)  # the checkpoint's part, not the conversion
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a[0]) or real_load(*a, **k))
+    assert export_main([*args, "--template", str(other)], template_path=work_dir_template) == 0
+    assert seen["template"]["input"]["clip_len"] == 4 and seen["template"]["input"]["size"] == 32
+    assert seen["template"]["training"]["workers"] == 1  # the rest is --template's
+    assert seen["names"] == NAMES and [str(c) for c in calls] == [str(checkpoints[arch])]
+    assert "input.clip_len 4, not 8" in capsys.readouterr().out

@@ -68,8 +68,8 @@ def test_cached_views_are_the_frozen_outputs_of_each_views_clip(data, tmp_path):
 
 
 def test_head_only_training_on_cached_features_resumes_exactly(data, tmp_path):
+    from action_rec.models.checkpoint import read_checkpoint
     from action_rec.training import cli
-    from action_rec.training.checkpoint import load_checkpoint
 
     def argv(out, *extra):
         return [
@@ -83,6 +83,6 @@ def test_head_only_training_on_cached_features_resumes_exactly(data, tmp_path):
     assert len(list((tmp_path / "whole" / CACHE_DIR).glob("*/view_*.pt"))) == 2
     assert cli.main(argv(tmp_path / "split", "--stop-after", "1")) == 0
     assert cli.main(argv(tmp_path / "split", "--resume")) == 0
-    a, b = (load_checkpoint(tmp_path / d / "latest.pth")["state_dict"] for d in ("whole", "split"))
+    a, b = (read_checkpoint(tmp_path / d / "latest.pth").raw["state_dict"] for d in ("whole", "split"))
     for key, value in a.items():
         assert torch.equal(value, b[key]), key

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from action_rec.data import make_synthetic_dataset
+from action_rec.models.checkpoint import read_checkpoint
 from action_rec.training import cli
-from action_rec.training.checkpoint import load_checkpoint
 from action_rec.training.logs import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def _argv(data, out, *extra, workers=0):
 
 
 def _assert_same_run(a: Path, b: Path) -> None:
-    ca, cb = load_checkpoint(a / "latest.pth"), load_checkpoint(b / "latest.pth")
+    ca, cb = read_checkpoint(a / "latest.pth").raw, read_checkpoint(b / "latest.pth").raw
     assert ca["epoch"] == cb["epoch"] == 3 and ca["iteration"] == cb["iteration"]
     assert ca["state_dict"].keys() == cb["state_dict"].keys()
     for key, value in ca["state_dict"].items():
@@ -57,7 +57,7 @@ def test_resume_after_stop_and_after_kill_mid_epoch_equals_uninterrupted(data, t
     # 1. Stopped cleanly after epoch 1, then resumed.
     split = tmp_path / "split"  # the number of loader workers does not change them
     assert cli.main(_argv(data, split, "--stop-after", "1", workers=1)) == 0
-    assert load_checkpoint(split / "latest.pth")["epoch"] == 1
+    assert read_checkpoint(split / "latest.pth").raw["epoch"] == 1
     assert cli.main(_argv(data, split, "--resume", workers=1)) == 0
     _assert_same_run(whole, split)
 
@@ -75,7 +75,7 @@ def test_resume_after_stop_and_after_kill_mid_epoch_equals_uninterrupted(data, t
     monkeypatch.setattr(torch.optim.SGD, "step", dying_step)
     assert cli.main(_argv(data, killed)) == 130
     monkeypatch.setattr(torch.optim.SGD, "step", real_step)
-    assert load_checkpoint(killed / "latest.pth")["epoch"] == 1
+    assert read_checkpoint(killed / "latest.pth").raw["epoch"] == 1
     assert cli.main(_argv(data, killed, "--resume")) == 0
     _assert_same_run(whole, killed)
     epochs = [r["epoch"] for r in read_metrics(killed / "metrics.jsonl") if r["kind"] == "epoch"]
@@ -88,6 +88,6 @@ def test_different_seed_gives_different_weights(data, tmp_path):
     argv = _argv(data, b, "--stop-after", "1")
     argv[argv.index("--seed") + 1] = "4"
     assert cli.main(argv) == 0
-    wa = load_checkpoint(a / "latest.pth")["state_dict"]["cls_head.fc_angular.weight"]
-    wb = load_checkpoint(b / "latest.pth")["state_dict"]["cls_head.fc_angular.weight"]
+    wa = read_checkpoint(a / "latest.pth").raw["state_dict"]["cls_head.fc_angular.weight"]
+    wb = read_checkpoint(b / "latest.pth").raw["state_dict"]["cls_head.fc_angular.weight"]
     assert not torch.equal(wa, wb)

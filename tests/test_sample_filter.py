@@ -86,8 +86,8 @@ def test_sampler_keys_carry_the_offsets_in_batch_order():
 
 def test_training_with_sample_filtering_resumes_exactly(tmp_path):
     from action_rec.data import make_synthetic_dataset
+    from action_rec.models.checkpoint import read_checkpoint
     from action_rec.training import cli
-    from action_rec.training.checkpoint import load_checkpoint
 
     data = make_synthetic_dataset(
         tmp_path / "data", num_classes=2, train_per_class=3, val_per_class=1, frames=12, size=40
@@ -110,10 +110,10 @@ def test_training_with_sample_filtering_resumes_exactly(tmp_path):
     # scored, so epoch 2 draws its offsets by weight.
     assert cli.main(argv(tmp_path / "whole")) == 0
     assert cli.main(argv(tmp_path / "split", "--stop-after", "2")) == 0
-    after_two = load_checkpoint(tmp_path / "split" / "latest.pth")["sample_filter"]
+    after_two = read_checkpoint(tmp_path / "split" / "latest.pth").raw["sample_filter"]
     assert after_two["scored"].double().mean() > 0.8 and after_two["weight"].abs().sum() > 0
     assert cli.main(argv(tmp_path / "split", "--resume")) == 0
-    a, b = (load_checkpoint(tmp_path / d / "latest.pth") for d in ("whole", "split"))
+    a, b = (read_checkpoint(tmp_path / d / "latest.pth").raw for d in ("whole", "split"))
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
     assert torch.equal(a["sample_filter"]["weight"], b["sample_filter"]["weight"])

@@ -71,8 +71,8 @@ def test_blocks_n_freezes_exactly_the_prefix_and_its_global_path():
 )
 def test_training_part_of_the_network_leaves_the_rest_untouched(tmp_path, trainable, balance, first_trained):
     from action_rec.data import make_synthetic_dataset
+    from action_rec.models.checkpoint import read_checkpoint
     from action_rec.training import cli
-    from action_rec.training.checkpoint import load_checkpoint
     from action_rec.training.distributed import seed_everything
 
     data = make_synthetic_dataset(
@@ -90,7 +90,7 @@ def test_training_part_of_the_network_leaves_the_rest_untouched(tmp_path, traina
     # Precise BN ran before validation: only the trained layers' statistics may have moved.
     seed_everything(0)  # the trainer's initial weights: seed 0, then the model
     initial = build_model(apply_overrides(load_template(S3D), tiny), num_classes=2).state_dict()
-    trained = load_checkpoint(tmp_path / "out" / "latest.pth")["state_dict"]
+    trained = read_checkpoint(tmp_path / "out" / "latest.pth").raw["state_dict"]
     for key, value in initial.items():
         if key.startswith("backbone.features.") and int(key.split(".")[2]) < first_trained:
             assert torch.equal(value, trained[key]), key  # weights and BN statistics

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from action_rec.data import make_synthetic_dataset
+from action_rec.models.checkpoint import read_checkpoint
 from action_rec.training import cli
-from action_rec.training.checkpoint import load_checkpoint
 from action_rec.training.logs import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def test_x3d_run_writes_every_output(data3, tmp_path, capsys):
         "training_curves.png",
         "result.json",
     } <= names
-    ckpt = load_checkpoint(out / "latest.pth")
+    ckpt = read_checkpoint(out / "latest.pth").raw
     assert set(ckpt) >= {
         "state_dict",
         "optimizer",
@@ -84,7 +84,7 @@ def test_x3d_run_writes_every_output(data3, tmp_path, capsys):
         assert record["loss/scale"] == pytest.approx(expected, rel=1e-9)
     steps = [r for r in records if r["kind"] == "train"]
     assert len(steps) == 6 and all(r["local_push"] is not None for r in steps)  # X3D's extra loss is on
-    best = load_checkpoint(out / "best.pth")
+    best = read_checkpoint(out / "best.pth").raw
     assert best["meta"]["best_top1"] == max(r["val_top1"] for r in epochs)
     result = json.loads((out / "result.json").read_text())
     assert result["iterations"] == 6 and result["best_top1"] == best["meta"]["best_top1"]
@@ -95,7 +95,7 @@ def test_x3d_run_writes_every_output(data3, tmp_path, capsys):
 def test_fine_tuning_to_a_new_class_count_trains_the_head_alone_first(data3, data2, tmp_path, capsys):
     pretrained = tmp_path / "pretrained"
     assert cli.main(argv(S3D, data3, pretrained)) == 0
-    source = load_checkpoint(pretrained / "latest.pth")["state_dict"]
+    source = read_checkpoint(pretrained / "latest.pth").raw["state_dict"]
     capsys.readouterr()
 
     tuned = tmp_path / "tuned"
@@ -104,7 +104,7 @@ def test_fine_tuning_to_a_new_class_count_trains_the_head_alone_first(data3, dat
     output = capsys.readouterr().out
     lines = [line for line in output.splitlines() if "head re-initialised" in line]
     assert len(lines) == 1 and "2 classes" in lines[0] and "has 3" in lines[0]
-    state = load_checkpoint(tuned / "latest.pth")["state_dict"]
+    state = read_checkpoint(tuned / "latest.pth").raw["state_dict"]
     assert state["cls_head.fc_angular.weight"].shape == (256, 2)
     # The head-only epoch: backbone weights AND BatchNorm statistics untouched; the head trained.
     for key, value in source.items():
@@ -118,7 +118,7 @@ def test_fine_tuning_to_a_new_class_count_trains_the_head_alone_first(data3, dat
     more = tmp_path / "more"
     args = argv(S3D, data2, more, "training.head_only_epochs=1", epochs=2)
     assert cli.main(["--load-weights", str(pretrained / "latest.pth"), *args]) == 0
-    state = load_checkpoint(more / "latest.pth")["state_dict"]
+    state = read_checkpoint(more / "latest.pth").raw["state_dict"]
     assert not torch.equal(
         source["backbone.features.1.conv.0.weight"], state["backbone.features.1.conv.0.weight"]
     )

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from action_rec.data import make_synthetic_dataset
+from action_rec.models.checkpoint import read_checkpoint
 from action_rec.training import cli, engine, trainer
-from action_rec.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 S3D = ROOT / "model_templates/custom-action-recognition/s3d-rgb-mobilenet-v3/template.yaml"
@@ -93,7 +93,7 @@ def test_nan_loss_stops_naming_epoch_and_iteration_and_keeps_last_checkpoint(
     assert cli.main(argv(data, out, epochs=3)) == 1
     line = _one_line_error(capsys)
     assert "nan" in line and "epoch 2, iteration 1" in line and "latest.pth" in line
-    ckpt = load_checkpoint(out / "latest.pth")
+    ckpt = read_checkpoint(out / "latest.pth").raw
     assert ckpt["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
 
@@ -106,3 +106,22 @@ def test_out_of_memory_is_one_line(data, tmp_path, capsys, monkeypatch):
     assert cli.main(argv(data, tmp_path / "out")) == 1
     line = _one_line_error(capsys)
     assert "out of memory at epoch 1, iteration 1" in line and "--batch-size" in line
+
+
+def test_template_flag_wins_over_the_work_dirs_template(data, tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(S3D.read_text().replace("clip_len: 16", "clip_len: 0", 1))
+    args = argv(data, tmp_path / "out")
+    args[args.index("--template") + 1] = str(broken)
+    assert cli.main(args, template_path=S3D) == 2  # as run by a work dir's train.py
+    line = _one_line_error(capsys)
+    assert "broken.yaml" in line and "input.clip_len" in line
+
+
+def test_resume_with_other_model_settings_is_refused(data, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(argv(data, out, "--stop-after", "1", epochs=2)) == 0
+    assert cli.main(argv(data, out, "input.clip_len=5", "--resume", epochs=2)) == 2
+    line = _one_line_error(capsys)
+    assert "--resume" in line and "latest.pth" in line and "input.clip_len 4, not 5" in line
+    assert read_checkpoint(out / "latest.pth").raw["epoch"] == 1  # nothing trained on

@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a checkpoint: top-1, top-5, mean class accuracy, GFLOPs, parameters.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--template", type=Path, help="template.yaml (the work dir's own when run from one)")
+    p.add_argument("--template", type=Path, help="template.yaml (default: the work dir's own)")
     p.add_argument(
         "--load-weights",
         required=True,
@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
-        "--set", nargs="+", default=[], metavar="SECTION.KEY=VALUE", help="override template values"
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override template values (applied after a checkpoint's own model/input/loss settings)",
     )
     return p
 
@@ -61,11 +65,10 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
 def _evaluate(args: argparse.Namespace, template_path: str | Path | None) -> int:
     from action_rec.evaluation.evaluate import evaluate, write_report
     from action_rec.evaluation.exported import EXPORTED_SUFFIXES, evaluate_exported
-    from action_rec.templates import TemplateError, apply_overrides, load_template
+    from action_rec.templates import apply_overrides, load_template
+    from action_rec.workdir import script_template
 
-    path = template_path if template_path is not None else args.template
-    if path is None:
-        raise TemplateError("no template: run the work dir's eval.py, or give --template PATH")
+    path = script_template(args.template, template_path, "eval.py")
     if Path(args.load_weights).suffix.lower() in EXPORTED_SUFFIXES:
         template = load_template(path)
         if args.set:

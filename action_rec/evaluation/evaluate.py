@@ -1,9 +1,10 @@
 """`evaluate`: accuracy of a checkpoint on a test set (one centred clip, one centre crop per video) and
 its complexity, written as metrics.yaml + confusion_matrix.png + per_class_accuracy.csv.
 
-The checkpoint decides the model: a training checkpoint of ours carries its template (clip length,
-input size, head) and class names, which are used as they are; a bare snapshot is read with the work
-dir's template, and its head must fit the test set's classes.
+The checkpoint decides the model: a training checkpoint of ours carries its template's model, input
+and loss settings (clip length, input size, head) and its class names, which are used as they are
+(``action_rec.models.checkpoint``); a bare snapshot is read with the given template, and its head must
+fit the test set's classes.
 """
 
 from __future__ import annotations
@@ -23,40 +24,11 @@ from action_rec.evaluation.report import (
     write_per_class_csv,
 )
 
-__all__ = ["EvaluationError", "evaluate", "read_model_checkpoint", "write_report"]
+__all__ = ["EvaluationError", "evaluate", "write_report"]
 
 
 class EvaluationError(UserError):
     """The checkpoint and the test set do not go together (head of another class count, ...)."""
-
-
-def read_model_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint as a dict (``torch.load(..., weights_only=True)``); ours hold ``template`` and
-    ``class_names``. Raises CheckpointError naming the file when it is not a readable checkpoint."""
-    from action_rec.models.weights import CheckpointError
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and unpickler errors all mean "not a checkpoint we can read"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot read checkpoint: {reason}") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: not a checkpoint (a {type(obj).__name__}, expected a dict)")
-    return obj
-
-
-def _checkpoint_classes(checkpoint: dict[str, Any]) -> int | None:
-    """Class count of a checkpoint's single head, None when it has none or several."""
-    from action_rec.models import remap_state_dict
-
-    state = remap_state_dict(checkpoint.get("state_dict", checkpoint))
-    for key in ("cls_head.fc_angular.weight", "cls_head.fc.weight"):
-        if key in state:
-            return int(state[key].shape[-1] if key.endswith("fc_angular.weight") else state[key].shape[0])
-    return None
 
 
 def evaluate(
@@ -76,35 +48,30 @@ def evaluate(
     class_names, params_m, gflops, checkpoint_mb, input_shape and the template used."""
     from action_rec.data.loading import build_test_set, check_labels, make_loader
     from action_rec.evaluation.complexity import count_complexity
-    from action_rec.models import build_model, load_weights
-    from action_rec.templates import apply_overrides, load_template
+    from action_rec.models.checkpoint import build_loaded_model, model_template, read_checkpoint
+    from action_rec.templates import apply_overrides
 
     weights = Path(weights)
-    checkpoint = read_model_checkpoint(weights)
-    if isinstance(checkpoint.get("template"), dict):
-        template = load_template(checkpoint["template"])
-        log(f"Using the template saved in {weights.name} ({template['name']}, "
-            f"clip {template['input']['clip_len']} x {template['input']['size']}^2)")  # fmt: skip
+    checkpoint = read_checkpoint(weights)
+    template = model_template(template, checkpoint, log)
     if overrides:
         template = apply_overrides(template, overrides)
-    class_names = checkpoint.get("class_names")
-    class_names = list(class_names) if class_names else None
+    class_names = checkpoint.class_names
 
     dataset = build_test_set(template, test_ann_files, test_data_roots, class_names)
     class_names = list(dataset.class_names) if class_names is None else class_names
     num_classes = len(class_names)
-    if num_classes < dataset.num_classes and checkpoint.get("class_names") is None:
+    if num_classes < dataset.num_classes and checkpoint.class_names is None:
         num_classes = dataset.num_classes
     check_labels(dataset, num_classes, "--test-ann-files")
 
-    head_classes = _checkpoint_classes(checkpoint)
-    if checkpoint.get("class_names") is None and head_classes is not None and head_classes != num_classes:
+    head_classes = checkpoint.head_classes
+    if checkpoint.class_names is None and head_classes is not None and head_classes != num_classes:
         raise EvaluationError(
             f"{weights}: its head has {head_classes} classes but the test set has {num_classes}: "
             "evaluate a checkpoint fine-tuned on these classes (train.py --load-weights ...)"
         )
-    model = build_model(template, num_classes=num_classes)
-    report = load_weights(model, checkpoint, log=None)
+    model, report = build_loaded_model(template, checkpoint, num_classes, log=None)
     if not report.head_loaded:
         raise EvaluationError(
             f"{weights}: {report.message.split('; ', 1)[-1]}; a re-initialised head cannot be evaluated: "
@@ -113,7 +80,7 @@ def evaluate(
 
     name = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     torch_device = torch.device(name)
-    model.to(torch_device).eval()
+    model.to(torch_device)
     loader = make_loader(
         dataset,
         batch_size or template["training"]["batch_size"],

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a checkpoint to OpenVINO IR through ONNX, verified against PyTorch.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--template", type=Path, help="template.yaml (the work dir's own when run from one)")
+    p.add_argument("--template", type=Path, help="template.yaml (default: the work dir's own)")
     p.add_argument(
         "--load-weights", required=True, help="checkpoint (outputs/latest.pth) or published snapshot"
     )
@@ -90,13 +90,11 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
     args = build_parser().parse_args(argv)
     from action_rec.data.annotations import read_label_map
     from action_rec.export.pipeline import ExportOptions, export_model
-    from action_rec.templates import TemplateError, apply_overrides, load_template
+    from action_rec.templates import apply_overrides, load_template
+    from action_rec.workdir import script_template
 
     try:
-        path = args.template if args.template is not None else template_path
-        if path is None:
-            raise TemplateError("no template: run the work dir's export.py, or give --template PATH")
-        template = load_template(path)
+        template = load_template(script_template(args.template, template_path, "export.py"))
         if args.set:
             template = apply_overrides(template, args.set)
         if args.calib_clips < 1:

@@ -1,4 +1,10 @@
-"""Loading weights into an ``ActionRecognizer``: our checkpoints, published mmcv snapshots, bare state dicts.
+"""The state-dict layout: the one place that knows the original's key names and fits a state dict
+to an ``ActionRecognizer`` (files are read by :mod:`.checkpoint`).
+
+Our models keep the original's index-named layout (``backbone.features.<i>.conv.<j>.*``,
+``cls_head.fc_angular.weight``), so our checkpoints and the published mmcv snapshots differ only by
+what ``remap_state_dict`` undoes: DDP's ``module.`` prefix and the original's indexed heads
+(``cls_head.<i>.*``; one per dataset in a multi-dataset snapshot).
 
 Rules: the backbone must match exactly (names and shapes), or ``CheckpointMismatchError`` lists what
 differs. The head is loaded only when the checkpoint holds exactly one head of the same layout and
@@ -12,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,8 +29,8 @@ __all__ = [
     "CheckpointError",
     "CheckpointMismatchError",
     "LoadReport",
-    "load_weights",
-    "read_state_dict",
+    "head_class_count",
+    "load_state_into",
     "remap_state_dict",
 ]
 
@@ -44,7 +49,7 @@ class CheckpointMismatchError(CheckpointError):
 
 @dataclass
 class LoadReport:
-    """What ``load_weights`` did.
+    """What ``load_state_into`` (and so ``load_weights``) did.
 
     ``head_loaded`` is False when the head was (re-)initialised instead of loaded: callers that
     evaluate rather than fine-tune should treat that as an error. ``message`` is the one-line summary
@@ -76,53 +81,32 @@ def remap_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
     return out
 
 
-def read_state_dict(checkpoint: str | Path | Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
-    """Return ``(state_dict, source_name)`` from a path, a checkpoint dict or a bare state dict.
-
-    Files are read with ``torch.load(..., map_location="cpu", weights_only=True)``.
-    """
-    if isinstance(checkpoint, Mapping):
-        source = "<state_dict>"
-        obj: Any = checkpoint
-    else:
-        source = str(checkpoint)
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise CheckpointError(f"{source}: no such checkpoint file")
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # any failure to unpickle means: not a checkpoint we can use
-            raise CheckpointError(f"{source}: not a readable PyTorch checkpoint ({_reason(exc)})") from None
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{source}: checkpoint holds a {type(obj).__name__}, not a dict of tensors")
-    state = obj.get("state_dict", obj)
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{source}: 'state_dict' is a {type(state).__name__}, not a dict of tensors")
-    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if not state or not_tensors:
-        listed = _listing(sorted(map(str, not_tensors)))
-        raise CheckpointError(
-            f"{source}: no state dict found (expected a 'state_dict' entry or a dict of tensors"
-            + (f"; not tensors: {listed})" if not_tensors else ")")
-        )
-    return dict(state), source
+def head_class_count(state: Mapping[str, torch.Tensor]) -> int | None:
+    """The class count of the single head of a state dict in our layout; None when it has no head,
+    several (a multi-dataset snapshot) or one of an unknown layout."""
+    heads = _group_heads(state)
+    if len(heads) != 1:
+        return None
+    (head,) = heads.values()
+    count = _head_classes(head)
+    return int(count) if isinstance(count, int) else None
 
 
-def load_weights(
+def load_state_into(
     model: nn.Module,
-    checkpoint: str | Path | Mapping[str, Any],
+    state: Mapping[str, torch.Tensor],
+    source: str,
     *,
     log: Callable[[str], Any] | None = print,
 ) -> LoadReport:
-    """Load ``checkpoint`` into ``model`` (an ``ActionRecognizer``, possibly DDP-wrapped).
+    """Load a state dict in this package's layout (``remap_state_dict``'s output) into ``model`` (an
+    ``ActionRecognizer``, possibly DDP-wrapped); ``source`` names it in messages.
 
     Backbone strict; head loaded only if it matches, else re-initialised with a one-line message;
-    ``reg_mask`` rebuilt. Raises ``CheckpointError`` for unreadable files and
-    ``CheckpointMismatchError`` when the backbone keys differ.
+    ``reg_mask`` rebuilt. Raises ``CheckpointMismatchError`` when the backbone keys differ. Files are
+    read by :mod:`.checkpoint` (``load_weights``), not here.
     """
     model = getattr(model, "module", model)
-    raw, source = read_state_dict(checkpoint)
-    state = remap_state_dict(raw)
 
     backbone_state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     heads = _group_heads(state)
@@ -181,16 +165,6 @@ def load_weights(
     return LoadReport(source=source, loaded=loaded, head_loaded=head_loaded, message=message)
 
 
-def _reason(exc: Exception) -> str:
-    """One line from a ``torch.load`` failure; the safe unpickler's own verdict when there is one."""
-    text = str(exc).strip()
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        return "refused by the weights-only loader: " + text.split(marker, 1)[1].strip().splitlines()[0]
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
 def _group_heads(state: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
     """``{head_id: {key relative to the head: tensor}}``; ``""`` is the un-indexed head."""
     heads: dict[str, dict[str, torch.Tensor]] = {}
@@ -204,6 +178,8 @@ def _group_heads(state: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch
 
 
 def _head_classes(head_state: Mapping[str, torch.Tensor]) -> int | str:
+    """Class count of one head's state (keys relative to the head): the angular weight is ``D x C``,
+    the linear one ``C x D``; ``"?"`` for a layout we do not know."""
     if "fc_angular.weight" in head_state:
         return head_state["fc_angular.weight"].shape[-1]
     if "fc.weight" in head_state:

@@ -1,4 +1,4 @@
-"""Training checkpoints: everything needed to continue a run exactly where it stopped.
+"""Training checkpoints: writing everything needed to continue a run exactly where it stopped.
 
 A checkpoint is a plain dict (loadable with ``torch.load(..., weights_only=True)``)::
 
@@ -13,7 +13,8 @@ A checkpoint is a plain dict (loadable with ``torch.load(..., weights_only=True)
     meta         best validation top-1 and its epoch, the validation metrics of this epoch, versions
 
 Files are written atomically (temporary file in the same directory, then os.replace): a run killed while
-saving leaves the previous checkpoint intact.
+saving leaves the previous checkpoint intact. They are read, like every checkpoint, by
+:func:`action_rec.models.checkpoint.read_checkpoint` (``raw`` holds the entries above).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from action_rec.models.weights import CheckpointError  # one error class for unu
 __all__ = [
     "CheckpointError",
     "save_checkpoint",
-    "load_checkpoint",
     "capture_rng_state",
     "restore_rng_state",
     "LATEST",
@@ -48,21 +48,6 @@ def save_checkpoint(path: str | Path, obj: dict[str, Any]) -> Path:
     with atomic_path(path, suffix=".tmp", fsync=True) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
     return path
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; raises CheckpointError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # pickle, zip and unpickler errors all mean "not a checkpoint we can read"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot read checkpoint: {reason}") from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: not a checkpoint (a {type(obj).__name__}, expected a dict)")
-    return obj
 
 
 def capture_rng_state() -> dict[str, Any]:

@@ -6,7 +6,7 @@
         [--resume] [--device cpu|cuda|cuda:N] [--nproc N] [--workers N] [--seed N] [--amp]
         [--set section.key=value ...]
 
-Defaults come from the work dir's template.yaml. Exit status: 0 done, 2 bad input (one line naming the
+Defaults come from --template, else the work dir's template.yaml. Exit status: 0 done, 2 bad input (one line naming the
 file), 1 failure at run time (loss not finite, out of memory), 130 interrupted.
 Several GPUs: ``--gpu-num N`` spawns N processes (DistributedDataParallel, NCCL). Several CPU processes
 (gloo): ``--device cpu --nproc N``. Several machines: start this script with ``torchrun --nnodes ...
@@ -30,14 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train or fine-tune an action recognition model; defaults come from the template.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--template", type=Path, help="template.yaml (the work dir's own when run from one)")
+    p.add_argument("--template", type=Path, help="template.yaml (default: the work dir's own)")
     p.add_argument("--load-weights", help="fine-tune from these weights (snapshot.pth or a checkpoint)")
     p.add_argument("--train-ann-files", nargs="+", required=True, metavar="FILE", help="training annotations")
     p.add_argument("--train-data-roots", nargs="+", required=True, metavar="DIR", help="data root(s) of them")
     p.add_argument("--val-ann-files", nargs="+", default=[], metavar="FILE", help="validation annotations")
     p.add_argument("--val-data-roots", nargs="+", default=[], metavar="DIR", help="data root(s) of them")
     p.add_argument(
-        "--save-checkpoints-to", type=Path, help="output dir (default: outputs/ beside the template)"
+        "--save-checkpoints-to",
+        type=Path,
+        help="output dir (default: the work dir's outputs/, or outputs/ beside --template)",
     )
     p.add_argument("--epochs", type=int, help="training.epochs")
     p.add_argument("--batch-size", type=int, help="training.batch_size (per process)")
@@ -73,13 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _template(args: argparse.Namespace, template_path: str | Path | None) -> tuple[dict, Path]:
-    from action_rec.templates import TemplateError, apply_overrides, load_template
+def _template(args: argparse.Namespace, template_path: str | Path | None) -> dict:
+    from action_rec.templates import apply_overrides, load_template
+    from action_rec.workdir import script_template
 
-    path = template_path if template_path is not None else args.template
-    if path is None:
-        raise TemplateError("no template: run the work dir's train.py, or give --template PATH")
-    template = load_template(path)
+    template = load_template(script_template(args.template, template_path, "train.py"))
     overrides = list(args.set)
     for flag, key in (
         ("epochs", "training.epochs"),
@@ -91,7 +91,12 @@ def _template(args: argparse.Namespace, template_path: str | Path | None) -> tup
             overrides.append(f"{key}={value}")
     if overrides:
         template = apply_overrides(template, overrides)
-    return template, Path(path)
+    return template
+
+
+def _default_out_dir(args: argparse.Namespace, template_path: str | Path | None) -> Path:
+    """outputs/ in the work dir (also when --template is given), else beside --template."""
+    return Path(template_path if template_path is not None else args.template).resolve().parent / "outputs"
 
 
 def main(argv: list[str] | None = None, template_path: str | Path | None = None) -> int:
@@ -100,14 +105,14 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
     from action_rec.training import TrainingError, TrainOptions, train
 
     try:
-        template, path = _template(args, template_path)
+        template = _template(args, template_path)
         world_size = args.nproc if args.nproc is not None else args.gpu_num
         if world_size < 1:
             raise UserError(f"--gpu-num/--nproc: need at least 1 process, got {world_size}")
         if args.set:
             print(f"Template overrides: {' '.join(args.set)}")
         options = TrainOptions(
-            out_dir=args.save_checkpoints_to or path.resolve().parent / "outputs",
+            out_dir=args.save_checkpoints_to or _default_out_dir(args, template_path),
             train_ann_files=args.train_ann_files,
             train_data_roots=args.train_data_roots,
             val_ann_files=args.val_ann_files,

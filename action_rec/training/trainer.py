@@ -38,7 +38,6 @@ from action_rec.training.checkpoint import (
     BEST,
     LATEST,
     capture_rng_state,
-    load_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
@@ -100,7 +99,7 @@ class Trainer:
         distrib.seed_everything(options.seed)  # the initial weights depend on the seed alone
         self.model = build_model(template, num_classes=len(self.class_names))
         if checkpoint is not None:
-            self.model.load_state_dict(checkpoint["state_dict"])
+            self.model.load_state_dict(checkpoint["state_dict"])  # strict: the same template built it
         elif options.load_weights:
             load_weights(self.model, options.load_weights, log=self.log.info)
         self.model.to(info.device)
@@ -143,18 +142,28 @@ class Trainer:
             )
 
     def _resume_checkpoint(self) -> dict[str, Any]:
+        """latest.pth as stored, after checking it was trained on these classes with these settings."""
+        from action_rec.models.checkpoint import differing_settings, read_checkpoint
+
         if not self.latest_path.is_file():
             raise DataError(
                 f"--resume: {self.latest_path}: no checkpoint to resume from (train without --resume)"
             )
-        checkpoint = load_checkpoint(self.latest_path)
-        names = list(checkpoint.get("class_names", []))
+        checkpoint = read_checkpoint(self.latest_path)
+        names = checkpoint.class_names or []
         if names != self.class_names:
             raise DataError(
                 f"--resume: {self.latest_path} was trained on {len(names)} classes that differ from the "
                 f"{len(self.class_names)} classes of --train-ann-files"
             )
-        return checkpoint
+        changed = differing_settings(self.template, checkpoint.template or {})
+        if changed:
+            raise DataError(
+                f"--resume: {self.latest_path} was trained with other settings ({'; '.join(changed[:4])}"
+                f"{'; ...' if len(changed) > 4 else ''}): resume with its template and --set, or train "
+                "into another --save-checkpoints-to"
+            )
+        return dict(checkpoint.raw)
 
     def _build_loaders(self) -> None:
         loaders = build_train_loaders(
