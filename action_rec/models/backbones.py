@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .attention import LGDPooling, LGDTransform
-from .blocks import BlockConfig, BlockVariant, InvertedResidual3d, conv_bn, init_weights
+from .blocks import BlockConfig, BlockVariant, ConvBNActivation3d, InvertedResidual3d, init_weights
 
 STEM_CHANNELS = 16
 OUT_CHANNELS = 960
@@ -70,19 +70,14 @@ class MobileNetV3Backbone3d(nn.Module):
     def __init__(self, table: list[BlockConfig], variant: BlockVariant, lgd: bool = False) -> None:
         super().__init__()
         channels = [STEM_CHANNELS]
-        features: list[nn.Module] = [
-            nn.Sequential(
-                *conv_bn(3, STEM_CHANNELS, (1, 3, 3), (1, 2, 2)),
-                nn.Hardswish(inplace=True),
-            )
-        ]
+        features: list[nn.Module] = [ConvBNActivation3d(3, STEM_CHANNELS, (1, 3, 3), (1, 2, 2))]
         for cfg in table:
             features.append(InvertedResidual3d(cfg, channels[-1], variant))
             channels.append(cfg.out)
         self.features = nn.ModuleList(features)
         self.conv = nn.Sequential(
-            nn.Sequential(*conv_bn(channels[-1], OUT_CHANNELS), nn.Hardswish(inplace=True))
-        )
+            ConvBNActivation3d(channels[-1], OUT_CHANNELS)
+        )  # "conv.0.*" as the original
         self.out_channels = OUT_CHANNELS
 
         self.lgd = lgd

@@ -1,4 +1,5 @@
-"""Building blocks of the 3D MobileNetV3 backbones: conv + BN, squeeze-excite, inverted residual.
+"""Building blocks of the 3D MobileNetV3 backbones: conv + BN (+ activation), squeeze-excite, inverted
+residual.
 
 All tensors are ``N x C x T x H x W``. The ``nn.Sequential`` index layout of every block is part of
 the state-dict contract with the original models (``features.<i>.conv.<j>.*``), so the order in which
@@ -70,6 +71,22 @@ def conv_bn(
     """``[Conv3d (no bias), BatchNorm3d]``, returned as a list so callers can splice it into a flat
     ``nn.Sequential`` and keep the original index layout."""
     return [conv3d(in_channels, out_channels, kernel, stride, groups), nn.BatchNorm3d(out_channels)]
+
+
+class ConvBNActivation3d(nn.Sequential):
+    """Conv3d (no bias) -> BatchNorm3d -> activation as one named piece, like torchvision's
+    ``Conv2dNormActivation``; its children keep the original's indices (``0`` conv, ``1`` BN, ``2``
+    activation), so ``features.0`` (the stem) and ``conv.0`` load the original's weights."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: tuple[int, int, int] = (1, 1, 1),
+        stride: tuple[int, int, int] = (1, 1, 1),
+        activation: Activation = "hswish",
+    ) -> None:
+        super().__init__(*conv_bn(in_channels, out_channels, kernel, stride), make_activation(activation))
 
 
 class SqueezeExcitation3d(nn.Module):
