@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override template values (a checkpoint's own model/input settings win)",
+        help="override template values (a checkpoint's own model/input/loss settings win over them)",
     )
     return p
 
