@@ -128,3 +128,14 @@ def test_load_trained_model_reads_the_file_once(tmp_path, monkeypatch):
     x = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():
         assert torch.equal(model(x), source(x))
+
+
+def test_a_stored_template_that_does_not_validate_names_the_checkpoint(tmp_path):
+    from action_rec.templates import TemplateError
+
+    stale = load_template(S3D)
+    del stale["input"]["target_fps"]
+    path = tmp_path / "old.pth"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "template": stale}, path)
+    with pytest.raises(TemplateError, match=r"old\.pth \(its stored template\).*input\.target_fps"):
+        model_template(load_template(S3D), read_checkpoint(path), None)

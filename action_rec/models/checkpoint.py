@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from action_rec.templates import load_template
+from action_rec.templates import validate_template
 
 from .recognizer import ActionRecognizer, build_model
 from .weights import (
@@ -141,10 +141,13 @@ def model_template(
     template: dict[str, Any], checkpoint: Checkpoint, log: Callable[[str], Any] | None = print
 ) -> dict[str, Any]:
     """The template to run ``checkpoint`` with: ``template`` with the checkpoint's own model, input and
-    loss sections when it stores a template (one log line says which settings that changed)."""
+    loss sections when it stores a template (one log line says which settings that changed). A stored
+    template that no longer validates raises TemplateError naming the checkpoint file."""
     if checkpoint.template is None:
         return template
-    stored = load_template(checkpoint.template)
+    stored = validate_template(
+        copy.deepcopy(checkpoint.template), f"{checkpoint.source} (its stored template)"
+    )
     changed = differing_settings(template, stored)
     if changed and log is not None:
         shown = "; ".join(changed[:_MAX_LISTED]) + (

@@ -6,8 +6,8 @@
         [--resume] [--device cpu|cuda|cuda:N] [--nproc N] [--workers N] [--seed N] [--amp]
         [--set section.key=value ...]
 
-Defaults come from --template, else the work dir's template.yaml. Exit status: 0 done, 2 bad input (one line naming the
-file), 1 failure at run time (loss not finite, out of memory), 130 interrupted.
+Defaults come from --template, else the work dir's template.yaml. Exit status: 0 done, 2 bad input (one
+line naming the file), 1 failure at run time (loss not finite, out of memory), 130 interrupted.
 Several GPUs: ``--gpu-num N`` spawns N processes (DistributedDataParallel, NCCL). Several CPU processes
 (gloo): ``--device cpu --nproc N``. Several machines: start this script with ``torchrun --nnodes ...
 --nproc-per-node ... train.py ...``; torchrun's environment is detected and no processes are spawned.
