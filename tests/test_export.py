@@ -437,3 +437,14 @@ def test_template_flag_wins_and_the_checkpoints_settings_win_over_it(
     assert seen["template"]["training"]["workers"] == 1  # the rest is --template's
     assert seen["names"] == NAMES and [str(c) for c in calls] == [str(checkpoints[arch])]
     assert "input.clip_len 4, not 8" in capsys.readouterr().out
+    calls.clear()
+    assert (
+        export_main(
+            [*args, "--template", str(other), "--set", "input.clip_len=6"], template_path=work_dir_template
+        )
+        == 0
+    )
+    assert (
+        seen["template"]["input"]["clip_len"] == 6
+    )  # --set, asked for explicitly, applies last (as in eval.py)
+    assert seen["template"]["input"]["size"] == 32

@@ -49,13 +49,10 @@ def evaluate(
     from action_rec.data.loading import build_test_set, check_labels, make_loader
     from action_rec.evaluation.complexity import count_complexity
     from action_rec.models.checkpoint import build_loaded_model, model_template, read_checkpoint
-    from action_rec.templates import apply_overrides
 
     weights = Path(weights)
     checkpoint = read_checkpoint(weights)
-    template = model_template(template, checkpoint, log)
-    if overrides:
-        template = apply_overrides(template, overrides)
+    template = model_template(template, checkpoint, log, overrides or ())
     class_names = checkpoint.class_names
 
     dataset = build_test_set(template, test_ann_files, test_data_roots, class_names)

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override template values (a checkpoint's own model/input/loss settings win over them)",
+        help="override template values (applied after a checkpoint's own model/input/loss settings)",
     )
     return p
 
@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
     try:
         template = load_template(script_template(args.template, template_path, "export.py"))
         if args.set:
-            template = apply_overrides(template, args.set)
+            template = apply_overrides(
+                template, args.set
+            )  # checked now; applied again after the checkpoint's
         if args.calib_clips < 1:
             raise UserError("--calib-clips must be at least 1")
         options = ExportOptions(
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
             workers=args.workers,
             progress=not args.no_progress,
         )
-        result = export_model(template, args.load_weights, args.save_model_to, options)
+        result = export_model(template, args.load_weights, args.save_model_to, options, overrides=args.set)
     except UserError as exc:  # templates, checkpoints, data, verification: one line, nothing written
         print(f"error: {exc}", file=sys.stderr)
         return 2

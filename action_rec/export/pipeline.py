@@ -166,15 +166,19 @@ def export_model(
     out_dir: str | Path,
     options: ExportOptions | None = None,
     log: Callable[[str], Any] = print,
+    overrides: list[str] | None = None,
 ) -> ExportResult:
     """Export `checkpoint` (ours or a published snapshot) to `out_dir` (see the module docstring);
-    raises ExportError, VerificationError or the loaders' ValueErrors with one-line messages."""
+    `overrides` (--set) apply after the checkpoint's own model/input/loss settings. Raises ExportError,
+    VerificationError or the loaders' UserErrors with one-line messages."""
     options = options or ExportOptions()
     _check_options(options, Path(out_dir))
     torch.manual_seed(options.seed)
     from action_rec.models.checkpoint import load_trained_model
 
-    model, template, class_names, _ = load_trained_model(template, checkpoint, options.class_names, log)
+    model, template, class_names, _ = load_trained_model(
+        template, checkpoint, options.class_names, log, overrides or ()
+    )
     return export_module(model, template, class_names, out_dir, options, log, source=str(checkpoint))
 
 

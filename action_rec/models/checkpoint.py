@@ -14,7 +14,7 @@ decides: they are what its weights were trained with (the work dir's file may ha
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from action_rec.templates import validate_template
+from action_rec.templates import apply_overrides, validate_template
 
 from .recognizer import ActionRecognizer, build_model
 from .weights import (
@@ -138,13 +138,17 @@ def differing_settings(template: Mapping[str, Any], stored: Mapping[str, Any]) -
 
 
 def model_template(
-    template: dict[str, Any], checkpoint: Checkpoint, log: Callable[[str], Any] | None = print
+    template: dict[str, Any],
+    checkpoint: Checkpoint,
+    log: Callable[[str], Any] | None = print,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The template to run ``checkpoint`` with: ``template`` with the checkpoint's own model, input and
-    loss sections when it stores a template (one log line says which settings that changed). A stored
-    template that no longer validates raises TemplateError naming the checkpoint file."""
+    loss sections when it stores a template (one log line says which settings that changed), then the
+    user's ``--set`` ``overrides`` (asked for explicitly, so they win). A stored template that no
+    longer validates raises TemplateError naming the checkpoint file."""
     if checkpoint.template is None:
-        return template
+        return apply_overrides(template, list(overrides)) if overrides else template
     stored = validate_template(
         copy.deepcopy(checkpoint.template), f"{checkpoint.source} (its stored template)"
     )
@@ -157,7 +161,7 @@ def model_template(
     template = copy.deepcopy(template)
     for section in MODEL_SECTIONS:
         template[section] = copy.deepcopy(stored[section])
-    return template
+    return apply_overrides(template, list(overrides)) if overrides else template
 
 
 def build_loaded_model(
@@ -186,12 +190,13 @@ def load_trained_model(
     checkpoint: str | Path | Checkpoint,
     class_names: list[str] | None,
     log: Callable[[str], Any] = print,
+    overrides: Sequence[str] = (),
 ) -> TrainedModel:
     """The model a checkpoint holds, ready to run: ours (its template's model settings, its class
     names unless ``class_names`` are given) or a bare published snapshot (``template``'s settings,
     classes named ``class_0 ..`` after its head, or after ``model.num_classes`` when it has none)."""
     ckpt = read_checkpoint(checkpoint)
-    template = model_template(template, ckpt, log)
+    template = model_template(template, ckpt, log, overrides)
     head_classes = ckpt.head_classes
     if class_names and head_classes is not None and len(class_names) != head_classes:
         raise CheckpointMismatchError(
