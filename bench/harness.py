@@ -63,6 +63,13 @@ def timed_runs(estimate_s: float, runs: int, min_seconds: float, max_runs: int =
     return max(runs, min(max_runs, math.ceil(min_seconds / estimate_s)))
 
 
+def time_call(call: Callable[[], Any], runs: int, warmup: int = 3, label: str = "") -> Timer:
+    """`call` timed on its own: `warmup` calls, then `runs` timed ones (a one-row `time_round_robin`)."""
+    timer = Timer(label, call)
+    time_round_robin([timer], warmup, runs, progress=False)
+    return timer
+
+
 def time_round_robin(
     timers: Sequence[Timer], warmup: int, runs: int, min_seconds: float = 0.0, progress: bool = True
 ) -> None:
@@ -156,7 +163,7 @@ def environment(
         "machine": f"{facts['cpu_model']} ({facts['isa']}), {facts['cpu_count']} logical CPUs visible, "
         f"{platform.system()} {platform.release()}",
         "threads": str(threads),
-        "precision": f"{precision} (OpenVINO's CPU default here: {facts['default_precision']})",
+        "precision": f"{precision}; OpenVINO's CPU default here: {facts['default_precision']}",
         "versions": ", ".join(f"{p} {package_version(p)}" for p in packages)
         + f", Python {platform.python_version()}",
         "load": f"1-minute load average {facts['load_average']:.2f} at the start",
@@ -264,14 +271,19 @@ def calibrated_model(template: dict, loader: Iterable, num_classes: int = 27) ->
     return model.eval()
 
 
-def random_weight_model(template: dict, data_root: Path) -> tuple[torch.nn.Module, list[torch.Tensor]]:
-    """`calibrated_model` on the validation clips of `data_root` (from `synthetic_clips`), and those
-    clips (normalized, `3 x T x H x W`) to calibrate INT8 on."""
+def random_weight_model(template: dict, data_root: Path) -> tuple[torch.nn.Module, Any]:
+    """`calibrated_model` on the validation clips of `data_root` (from `synthetic_clips`), and the
+    dataset of those clips (`calibration_clips` yields them to calibrate INT8 on)."""
     from action_rec.data import RawFrameDataset
 
     clips = RawFrameDataset(["val.txt"], [data_root], template, "val")
-    model = calibrated_model(template, torch.utils.data.DataLoader(clips, batch_size=4))
-    return model, [clips[i][0] for i in range(len(clips))]
+    return calibrated_model(template, torch.utils.data.DataLoader(clips, batch_size=4)), clips
+
+
+def calibration_clips(dataset: Any) -> Iterator[torch.Tensor]:
+    """The normalized `3 x T x H x W` clips of a clip dataset, one at a time."""
+    for index in range(len(dataset)):
+        yield dataset[index][0]
 
 
 def random_clips(shape: tuple[int, ...], count: int, seed: int = 0) -> Iterator[torch.Tensor]:

@@ -10,7 +10,7 @@ run measured), ``bench/peers_plot.png`` and the speed table of ``README.md`` (be
 
     venv/bin/python -m bench.peers                      # the full run, ~3 to 10 min on 2 cores
     venv/bin/python -m bench.peers --runs 5 --min-seconds 0 --calib-clips 4 --out /tmp/b.md \\
-        --plot /tmp/b.png --readme /tmp/README.md       # a quick check that leaves the repository alone
+        --plot /tmp/b.png --no-readme                   # a quick check that leaves the repository alone
 
 Modules: ``candidates`` (the models), ``run`` (prepare and time them), ``layer_profile`` (per-node
 times), ``compare`` (which peer each of ours is held against), ``report`` (tables, BENCHMARKS.md, the
