@@ -67,7 +67,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     started = time.perf_counter()
     results, profiles = run(args)
     finish_environment(env, args.threads)
-    plot(results, args.plot, f"batch 1, {args.threads} threads, {env['machine'].split(',')[0]}")
+    cpu = env["machine"].rsplit(", ", 2)[0]  # the CPU and its ISA, without the CPU count and the OS
+    plot(results, args.plot, f"batch 1, {args.threads} threads, {cpu}, {env['date']}")
     plot_name = os.path.relpath(args.plot.resolve(), args.out.resolve().parent)
     atomic_write(args.out, render_markdown(results, profiles, env, command, plot_name))
     written = [args.out, args.plot]
