@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Data-loading benchmark: training clips per second beside only decoding the same JPEGs.
 
-python bench/data_loading.py [--clips 480] [--rounds 3] [--workers 2]
+python -m bench.data_loading [--clips 480] [--rounds 3] [--workers 2]
 
 Frames: the 10-second real clips in ../shared/data/real dumped with `tools/dump_frames.py
 --short-side 256` (JPEG quality 90) into --data-dir (reused when already there), or, without the
@@ -27,30 +26,37 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cv2
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, RandomSampler  # noqa: E402
+from action_rec.data.crossnorm import MEAN_STD_LIST, write_mean_std_list
+from action_rec.data.dataset import RawFrameDataset, load_frames, worker_init_fn
+from action_rec.data.dump import dump_videos
+from action_rec.data.statistics import clip_statistics, mean_std_pairs
+from action_rec.data.synthetic import make_synthetic_dataset
+from action_rec.data.transforms import normalize_batch
+from bench.harness import (
+    MODELS,
+    ROOT,
+    TEMPLATES,
+    bench_command,
+    environment,
+    environment_text,
+    finish_environment,
+    in_rounds,
+    markdown_table,
+)
 
-from action_rec.data.crossnorm import MEAN_STD_LIST, write_mean_std_list  # noqa: E402
-from action_rec.data.dataset import RawFrameDataset, load_frames, worker_init_fn  # noqa: E402
-from action_rec.data.dump import dump_videos  # noqa: E402
-from action_rec.data.statistics import clip_statistics, mean_std_pairs  # noqa: E402
-from action_rec.data.synthetic import make_synthetic_dataset  # noqa: E402
-from action_rec.data.transforms import normalize_batch  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"
-TEMPLATES = ROOT / "model_templates" / "custom-action-recognition"
 REAL_VIDEOS = [
     "mmaction2/demo.mp4",
     "mmaction2/test.mp4",
@@ -166,22 +172,26 @@ def normalize_ms_per_clip(dataset: RawFrameDataset, batch_size: int, repeats: in
     return statistics.median(times) / batch_size * 1000
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.data_loading", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/action_rec_bench_data"))
     parser.add_argument("--clips", type=int, default=480, help="clips per measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args(argv)
+    command = bench_command("bench.data_loading", argv)
+    env = environment(1, "no OpenVINO; PyTorch and OpenCV with 1 thread per process", ("torch", "opencv-python"),
+                      workers=f"{args.workers} DataLoader worker processes")  # fmt: skip
+    print(environment_text(env))
 
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     described = prepare_data(args.data_dir)
     root = args.data_dir / "frames"
     templates = {
-        name: yaml.safe_load((TEMPLATES / f"{full}/template.yaml").read_text())
-        for name, full in (("s3d", "s3d-rgb-mobilenet-v3"), ("x3d", "x3d-rgb-mobilenet-v3-lgd-gc"))
+        name: yaml.safe_load((TEMPLATES / MODELS[name] / "template.yaml").read_text())
+        for name in ("s3d", "x3d")
     }
     if not (root / MEAN_STD_LIST).is_file():
         val = RawFrameDataset(["train.txt"], [root], templates["x3d"], split="val")
@@ -202,42 +212,43 @@ def main(argv: list[str] | None = None) -> int:
         "x3d (uint8 out)": datasets["x3d"],
     }
 
-    rates: dict[str, list[float]] = {name: [] for name in configs}
-    for _ in range(args.rounds):
-        for name, dataset in configs.items():
-            rates[name].append(clips_per_second(dataset, args.clips, args.workers, args.batch_size))
+    rates = in_rounds(
+        {
+            name: lambda dataset=dataset: clips_per_second(dataset, args.clips, args.workers, args.batch_size)
+            for name, dataset in configs.items()
+        },
+        args.rounds,
+    )
     median = {name: statistics.median(r) for name, r in rates.items()}
 
     cpu = {name: cpu_ms_per_clip(datasets[name], max(args.clips // 4, 40)) for name in ("s3d", "x3d")}
     normalize_ms = normalize_ms_per_clip(datasets["x3d"], args.batch_size)
 
-    print(
-        f"command: python {shlex.join(['bench/data_loading.py', *(argv if argv is not None else sys.argv[1:])])}"
-    )
-    print(
-        f"machine: {os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.1f}; torch {torch.__version__}, OpenCV {cv2.__version__}"
-    )
+    print(f"\n{environment_text(finish_environment(env, args.workers))}")
     print(f"data: {described}; frames {frame.shape[1]} x {frame.shape[0]}")
     print(
         f"clips: 16 x 224 x 224, every 2nd frame; DataLoader: {args.workers} workers, batch {args.batch_size}, "
         f"{args.clips} clips x {args.rounds} rounds (median)"
     )
-    print()
-    print("| pipeline | clips/s | ms per clip | vs decode only |")
-    print("|---|---|---|---|")
     base = median["decode only"]
-    for name, rate in median.items():
-        extra = "" if name == "decode only" else f"{(base / rate - 1) * 100:+.0f} %"
-        print(f"| {name} | {rate:.1f} | {1000 / rate:.1f} | {extra} |")
-    print()
-    print("CPU time in one process (time.process_time, 1 thread), per clip:")
-    print("| template | decode ms | augment ms (uint8 out) | augment / decode |")
-    print("|---|---|---|---|")
-    for name, (dec, aug) in cpu.items():
-        print(f"| {name} | {dec:.2f} | {aug:.2f} | {aug / dec * 100:.0f} % |")
+    rows = [
+        [
+            name,
+            f"{rate:.1f}",
+            f"{1000 / rate:.1f}",
+            "" if name == "decode only" else f"{(base / rate - 1) * 100:+.0f} %",
+        ]
+        for name, rate in median.items()
+    ]
+    print("\n" + markdown_table(["pipeline", "clips/s", "ms per clip", "vs decode only"], rows, "lrrr"))
+    print("\nCPU time in one process (time.process_time, 1 thread), per clip:")
+    rows = [
+        [name, f"{dec:.2f}", f"{aug:.2f}", f"{aug / dec * 100:.0f} %"] for name, (dec, aug) in cpu.items()
+    ]
+    rows.append([f"normalize_batch (training step, batch of {args.batch_size}, float32 channels_last_3d)", "",
+                 f"{normalize_ms:.2f}", ""])  # fmt: skip
     print(
-        f"| normalize_batch (training step, batch of {args.batch_size}, float32 channels_last_3d) | | "
-        f"{normalize_ms:.2f} | |"
+        markdown_table(["template", "decode ms", "augment ms (uint8 out)", "augment / decode"], rows, "lrrr")
     )
     worst_name = min(("s3d (uint8 out)", "x3d (uint8 out)"), key=median.__getitem__)
     worst = (base / median[worst_name] - 1) * 100
@@ -260,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         f"normalising the batch in the training step: {normalize_ms:.2f} ms per clip in the main process; "
         f"with it counted as loader time too (an upper bound): {with_normalize:+.0f} %"
     )
+    print("command:", command)
     return 0
 
 

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Dataset preparation benchmark: prepare_dataset against dump_frames on the same clips, and check_dataset.
 
-python bench/dataset_prep.py [--workers 2] [--rounds 1] [--real-dir ../shared/data/real]
+python -m bench.dataset_prep [--workers 2] [--rounds 1] [--real-dir ../shared/data/real]
 
 Clips: every video in --real-dir, one per folder and name (the real clips of ../shared/data/real: avi, mkv, mp4, GIF, 6-30 fps,
 224 x 224 to 768 x 576), arranged as class folders (symlinks; the class is the clip's folder) for
@@ -23,21 +22,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from action_rec.data.check import check_dataset
+from action_rec.data.dump import dump_videos
+from action_rec.data.prepare import VIDEO_EXTENSIONS, prepare_dataset
+from bench.harness import (
+    ROOT,
+    bench_command,
+    environment,
+    environment_text,
+    finish_environment,
+    markdown_table,
+)
 
-from action_rec.data.check import check_dataset  # noqa: E402
-from action_rec.data.dump import dump_videos  # noqa: E402
-from action_rec.data.prepare import VIDEO_EXTENSIONS, prepare_dataset  # noqa: E402
-
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+REAL = ROOT.parent / "shared" / "data" / "real"
 
 
 def arrange(real: Path, work: Path) -> tuple[Path, Path, list[Path]]:
@@ -71,15 +76,19 @@ def cpu_timed(run) -> float:
     return time.process_time() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.dataset_prep", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--real-dir", type=Path, default=REAL)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.real_dir.is_dir():
         sys.exit(f"error: {args.real_dir}: real clips not found")
-    command = "python bench/dataset_prep.py " + shlex.join(sys.argv[1:])
+    command = bench_command("bench.dataset_prep", argv)
+    env = environment(1, "no OpenVINO", ("opencv-python",), workers=f"{args.workers} worker processes")
+    print(environment_text(env))
 
     with tempfile.TemporaryDirectory(prefix="dataset_prep_") as tmp:
         work = Path(tmp)
@@ -133,24 +142,28 @@ def main() -> None:
             for _ in range(args.rounds)
         )
 
+    finish_environment(env, args.workers)
+    print(f"\n{environment_text(env)}")
     print(f"{len(videos)} videos ({len(failed)} failed to decode), {frames} frames; {args.workers} workers; "
-          f"median of {args.rounds} round(s)")  # fmt: skip
-    print(f"{'configuration':32s} {'seconds':>8s} {'videos/s':>9s} {'frames/s':>9s}")
+          f"median of {args.rounds} round(s)\n")  # fmt: skip
+    rows = []
     for name, values in times.items():
-        s = statistics.median(values)
-        print(f"{name:32s} {s:8.2f} {len(videos) / s:9.1f} {frames / s:9.0f}")
+        seconds = statistics.median(values)
+        rows.append([name, f"{seconds:.2f}", f"{len(videos) / seconds:.1f}", f"{frames / seconds:.0f}"])
+    print(markdown_table(["configuration", "seconds", "videos/s", "frames/s"], rows, "lrrr"))
     print(
-        f"check_dataset over {report.rows} rows, {report.frames} frames, {len(report.problems)} problem(s):"
+        f"\ncheck_dataset over {report.rows} rows, {report.frames} frames, {len(report.problems)} problem(s):"
     )
-    for workers, s in check_times.items():
+    for workers, seconds in check_times.items():
         print(
-            f"  {workers} worker(s): {s:.2f} s, {1000 * s / report.frames:.3f} s per 1000 frames (wall clock)"
+            f"  {workers} worker(s): {seconds:.2f} s, {1000 * seconds / report.frames:.3f} s per 1000 frames (wall clock)"
         )
     print(
         f"  1 worker, CPU time: {check_cpu:.2f} s, {1000 * check_cpu / report.frames:.3f} s per 1000 frames"
     )
     print(f"command: {command}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

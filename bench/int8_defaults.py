@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Exported IRs as users run them: OpenVINO's default CPU settings beside the f32 and bf16 hints.
 
-    venv/bin/python bench/int8_defaults.py               # both models, 16 x 224 x 224, about 6 min on 2 cores
+    venv/bin/python -m bench.int8_defaults           # both models, 16 x 224 x 224, about 6 min on 2 cores
 
 For S3D and X3D (random weights with BatchNorm statistics from synthetic clips, INT8 calibrated on
 them; latency does not depend on what was learnt) it times, side by side in one process (rounds over
@@ -11,38 +10,48 @@ all rows, so load from other processes hits all alike), batch 1, 2 threads:
 - INT8 as export made it before (NNCF's mixed preset as it comes), which compiles only with the f32 hint
   on CPUs with bf16 units (the row says so where it fails);
 - INT8 as export makes it now (`quantize_int8`: symmetric depthwise inputs, broadcast eltwise in float).
-Each under "default" (no configuration), "f32" and, where the CPU has it, "bf16". Every cell that does
-not compile says so instead of a time. Ratios are against the original-form IR under the same setting.
+Each under "default" (no configuration but the threads), "f32" and, where the CPU has it, "bf16".
+Every cell that does not compile says so instead of a time. Ratios are against the original-form IR
+under the same setting.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+import numpy as np
+import openvino as ov
+import torch
 
-import numpy as np  # noqa: E402
-import openvino as ov  # noqa: E402
-import torch  # noqa: E402
-from export_latency import calibrated_model  # noqa: E402
-from peers import Timer, time_round_robin  # noqa: E402
+from action_rec.export.onnx_export import export_onnx
+from action_rec.export.openvino_ir import add_input_format, convert_onnx
+from action_rec.export.runtime import CompileError, available_hints
+from action_rec.templates import load_template
+from bench.harness import (
+    MODELS,
+    TEMPLATES,
+    Timer,
+    bench_command,
+    calibration_clips,
+    environment,
+    environment_text,
+    finish_environment,
+    infer_request,
+    markdown_table,
+    quantize,
+    random_weight_model,
+    synthetic_clips,
+    time_round_robin,
+)
 
-from action_rec.data import RawFrameDataset, make_synthetic_dataset  # noqa: E402
-from action_rec.export.onnx_export import export_onnx  # noqa: E402
-from action_rec.export.openvino_ir import add_input_format, convert_onnx  # noqa: E402
-from action_rec.export.runtime import CompileError, available_hints, compile_with_hint  # noqa: E402
-from action_rec.templates import load_template  # noqa: E402
-
-TEMPLATES = ROOT / "model_templates" / "custom-action-recognition"
 SHAPE = (1, 3, 16, 224, 224)
+ROWS = ("original-form IR (FP32)", "ours FP32", "INT8 as before (mixed preset)", "INT8 now (quantize_int8)")
 
 
 def nncf_as_before(model: ov.Model, clips: list[np.ndarray]) -> ov.Model:
@@ -58,8 +67,10 @@ def nncf_as_before(model: ov.Model, clips: list[np.ndarray]) -> ov.Model:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.int8_defaults", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--models", nargs="+", default=["s3d", "x3d"], choices=["s3d", "x3d"])
@@ -67,89 +78,70 @@ def main(argv: list[str] | None = None) -> None:
     import nncf
 
     nncf.set_log_level(logging.ERROR)
-    from action_rec.export.quantize import quantize_int8
-
-    torch.set_num_threads(args.threads)
+    command = bench_command("bench.int8_defaults", argv)
     core = ov.Core()
     hints = available_hints(core=core)
+    env = environment(
+        args.threads, f"OpenVINO under each of {', '.join(hints)}", ("torch", "openvino", "nncf")
+    )
+    print(environment_text(env))
+    torch.set_num_threads(args.threads)
     x = (torch.rand(SHAPE, generator=torch.Generator().manual_seed(1)) * 255).numpy()
     timers: list[Timer] = []
-    cells: dict[tuple[str, str, str], str] = {}
-    names = {"s3d": "s3d-rgb-mobilenet-v3", "x3d": "x3d-rgb-mobilenet-v3-lgd-gc"}
+    cells: dict[tuple[str, str, str], float | str] = {}
 
     with tempfile.TemporaryDirectory() as tmp:
-        data = make_synthetic_dataset(
-            Path(tmp) / "calib",
-            num_classes=6,
-            train_per_class=1,
-            val_per_class=2,
-            frames=32,
-            size=256,
-            seed=0,
-        )
+        data = synthetic_clips(Path(tmp) / "calib")
         for key in args.models:
-            template = load_template(TEMPLATES / names[key] / "template.yaml")
+            template = load_template(TEMPLATES / MODELS[key] / "template.yaml")
             inp = template["input"]
-            clips = RawFrameDataset(["val.txt"], [data], template, "val")
-            model = calibrated_model(template, torch.utils.data.DataLoader(clips, batch_size=4))
+            model, clips = random_weight_model(template, data)
             onnx_path = export_onnx(model, Path(tmp) / f"{key}.onnx", SHAPE)
-            calib = [clips[i][0][None].numpy() for i in range(len(clips))]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                rows = {
-                    "original-form IR (FP32)": ov.convert_model(str(onnx_path)),
-                    "ours FP32": convert_onnx(onnx_path),
-                    "INT8 as before (mixed preset)": nncf_as_before(
-                        convert_onnx(onnx_path, for_int8=True), calib
-                    ),
-                    "INT8 now (quantize_int8)": quantize_int8(
-                        convert_onnx(onnx_path, for_int8=True),
-                        iter(torch.from_numpy(c) for c in calib),
-                        len(calib),
-                    )[0],
-                }
-            for row, ir in rows.items():
+                before = nncf_as_before(
+                    convert_onnx(onnx_path, for_int8=True),
+                    [c[None].numpy() for c in calibration_clips(clips)],
+                )
+            irs = dict(zip(ROWS, (
+                ov.convert_model(str(onnx_path)),
+                convert_onnx(onnx_path),
+                before,
+                quantize(convert_onnx(onnx_path, for_int8=True), calibration_clips(clips), len(clips)),
+            ), strict=True))  # fmt: skip
+            for row, ir in irs.items():
                 ir = add_input_format(ir, "rgb255", inp["mean"], inp["std"])
                 for hint in hints:
-                    try:
-                        compiled = compile_with_hint(
-                            ir, hint, extra_config={"INFERENCE_NUM_THREADS": args.threads}, core=core
-                        )
-                    except CompileError as exc:
+                    try:  # as users compile: no settings but the hint (and the threads)
+                        request = infer_request(ir, x, hint, args.threads, core, latency=False)
+                    except CompileError as exc:  # a cell of the table, not an error of the bench
                         cells[(key, row, hint)] = "does not compile: " + str(exc).rsplit(": ", 1)[-1][:60]
                         continue
-                    request = compiled.create_infer_request()
-                    request.set_input_tensor(ov.Tensor(x))
-                    request.infer()
                     timers.append(Timer(f"{key}|{row}|{hint}", request.infer))
 
     time_round_robin(timers, warmup=3, runs=args.rounds, min_seconds=0)
+    finish_environment(env, args.threads)
     for timer in timers:
         key, row, hint = timer.label.split("|")
-        cells[(key, row, hint)] = float(np.median(timer.times_ms))
-    print(f"\nOpenVINO {ov.__version__}, {args.threads} threads, batch 1, 1 x 3 x 16 x 224 x 224, median of "
-          f"{args.rounds} rounds; (x) = ratio to the original-form IR under the same setting:")  # fmt: skip
-    print("| model | IR | " + " | ".join(hints) + " |")
-    print("|---|---|" + "--:|" * len(hints))
+        cells[(key, row, hint)] = timer.median_ms
+    table = []
     for key in args.models:
-        for row in (
-            "original-form IR (FP32)",
-            "ours FP32",
-            "INT8 as before (mixed preset)",
-            "INT8 now (quantize_int8)",
-        ):
+        for row in ROWS:
             out = []
             for hint in hints:
-                value, base = cells.get((key, row, hint)), cells.get((key, "original-form IR (FP32)", hint))
+                value, base = cells.get((key, row, hint)), cells.get((key, ROWS[0], hint))
                 if isinstance(value, float):
                     ratio = f" ({value / base:.2f}x)" if isinstance(base, float) else ""
                     out.append(f"{value:.1f} ms{ratio}")
                 else:
                     out.append(str(value))
-            print(f"| {key.upper()} | {row} | " + " | ".join(out) + " |")
-    command = ["venv/bin/python", "bench/int8_defaults.py", *(sys.argv[1:] if argv is None else argv)]
-    print("command:", shlex.join(command))
+            table.append([key.upper(), row, *out])
+    print(f"\n{environment_text(env)}\nbatch 1, {'x'.join(map(str, SHAPE))}, median of {args.rounds} rounds; "
+          "(x) = ratio to the original-form IR under the same setting:\n")  # fmt: skip
+    print(markdown_table(["model", "IR", *hints], table, "ll" + "r" * len(hints)))
+    print("command:", command)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

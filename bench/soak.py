@@ -7,34 +7,32 @@ IR: 8 x 64 x 64 input, the quick start's clip) so that the figures show the reco
 and overhead, not a network's; the video is the synthetic test video with no-action gaps (128 x 128,
 30 fps), made on the spot unless `--video` is given.
 
-    venv/bin/python bench/soak.py                 # 20 minutes (the real run)
-    venv/bin/python bench/soak.py --minutes 2     # a short check
+    venv/bin/python -m bench.soak                 # 20 minutes (the real run)
+    venv/bin/python -m bench.soak --minutes 2     # a short check
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from action_rec.data.synthetic import BACKGROUND, CLASSES
+from action_rec.export.pipeline import ExportOptions, export_module
+from action_rec.inference import ExportedModel, TimedFrame, make_synthetic_video, open_source
+from action_rec.inference.demo import LiveDemo
+from action_rec.templates import apply_overrides, load_template
+from bench.harness import MODELS, TEMPLATES, bench_command, environment, environment_text, finish_environment
 
-from action_rec.data.synthetic import BACKGROUND, CLASSES  # noqa: E402
-from action_rec.export.pipeline import ExportOptions, export_module  # noqa: E402
-from action_rec.inference import ExportedModel, TimedFrame, make_synthetic_video, open_source  # noqa: E402
-from action_rec.inference.demo import LiveDemo  # noqa: E402
-from action_rec.templates import apply_overrides, load_template  # noqa: E402
-
-TEMPLATE = ROOT / "model_templates/custom-action-recognition/s3d-rgb-mobilenet-v3/template.yaml"
+TEMPLATE = TEMPLATES / MODELS["s3d"] / "template.yaml"
 
 
 class TinyNet(nn.Module):
@@ -86,15 +84,17 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=20.0, help="how long to run (default 20)")
     p.add_argument("--video", type=Path, help="video to loop (default: the synthetic test video)")
     p.add_argument("--stride", type=int, default=4)
     p.add_argument("--average", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="OpenVINO inference threads (default 1)")
     p.add_argument("--interval", type=float, default=60.0, help="seconds between two records (default 60)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    command = bench_command("bench.soak", argv)
+    env = environment(args.threads, "OpenVINO under the default hint (the live demo's)", ("openvino",))
 
     work = Path(tempfile.mkdtemp(prefix="soak_"))
     torch.manual_seed(0)
@@ -114,7 +114,7 @@ def main() -> int:
     model = ExportedModel(work / "export" / "model.xml", threads=args.threads)
     source = LoopingFile(video)
     demo = LiveDemo(model, source, stride=args.stride, average=args.average, show=False)
-    print(f"$ {shlex.join([sys.executable, *sys.argv])}")
+    print(f"command: {command}\n{environment_text(env)}")
     print(
         f"soak: {video} looped at {source.fps:g} fps for {args.minutes:g} min; tiny IR {template['input']['clip_len']}"
         f" x {template['input']['size']}^2, stride {args.stride}, average {args.average}, {args.threads} thread(s)"
@@ -168,6 +168,7 @@ def main() -> int:
             f"{summary['frames_read']} frames, {summary['windows']} windows, {summary['windows_dropped']} stale "
             f"windows dropped, {summary['segments']} segments in {summary['elapsed_s'] / 60:.1f} min"
         )
+    print(f"{environment_text(finish_environment(env, args.threads))}\ncommand: {command}")
     return 0
 
 

@@ -29,6 +29,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,25 @@ import openvino as ov
 from tqdm import tqdm
 
 from action_rec.errors import UserError, run_cli
+from action_rec.export import runtime
 from action_rec.fileio import atomic_path, atomic_write
 from action_rec.inference.demo import draw_overlay
 from action_rec.inference.model import ExportedModel
 from action_rec.inference.recognizer import Recognizer
 from action_rec.inference.stream import open_source
 
-__all__ = ["BenchmarkError", "Cell", "HINTS", "available_hints", "check_hints", "benchmark_ir", "main"]
+__all__ = [
+    "BenchmarkError",
+    "Cell",
+    "HINTS",
+    "available_hints",
+    "check_hints",
+    "benchmark_ir",
+    "command_line",
+    "latency_summary",
+    "machine_facts",
+    "main",
+]
 
 HINTS = ("default", "f32", "bf16")
 VARIANTS = {"FP32": "model.xml", "INT8": "model_int8.xml"}
@@ -90,11 +103,65 @@ def check_hints(hints: list[str], capabilities: list[str], cpu_name: str) -> Non
 
 
 def hint_config(hint: str, threads: int = 0) -> dict[str, Any]:
-    """OpenVINO settings of a hint: nothing for "default", the execution precision otherwise."""
-    config: dict[str, Any] = {} if hint == "default" else {"INFERENCE_PRECISION_HINT": hint}
+    """OpenVINO settings of a hint (`action_rec.export.runtime`'s), plus the thread count if given."""
+    config = runtime.hint_config(hint)
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     return config
+
+
+def latency_summary(times_ms: Sequence[float]) -> dict[str, float]:
+    """Median, 90th percentile and fastest of timed runs, in ms (on a busy machine the fastest run is
+    the steadiest figure). The benches in bench/ summarise their timings with this too."""
+    times = np.asarray(times_ms, dtype=float)
+    return {
+        "median": float(np.median(times)),
+        "p90": float(np.percentile(times, 90)),
+        "min": float(times.min()),
+    }
+
+
+def _cpuinfo() -> tuple[str, str]:
+    """The CPU's model (name, family, model number) and the vector instruction sets that decide
+    OpenVINO's CPU kernels, from /proc/cpuinfo (Linux; "?" elsewhere)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        return platform.processor() or platform.machine(), "?"
+    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in info.splitlines())}
+    isa = [
+        f
+        for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8")
+        if f in fields.get("flags", "").split()
+    ]
+    model = f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    return model, " ".join(isa) or "no AVX2"
+
+
+def machine_facts(core: ov.Core) -> dict[str, Any]:
+    """What a timing depends on, read now: the CPU, its vector ISA, CPUs visible, OpenVINO's version,
+    the precision its CPU plugin executes in by default, and the 1-minute load average now."""
+    cpu_model, isa = _cpuinfo()
+    return {
+        "cpu": core.get_property("CPU", "FULL_DEVICE_NAME"),
+        "cpu_model": cpu_model,
+        "isa": isa,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "openvino": ov.get_version(),
+        "default_precision": core.get_property("CPU", "INFERENCE_PRECISION_HINT").to_string(),
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def command_line(program: Sequence[str], argv: Sequence[str] | None) -> str:
+    """The command that reproduces a run, printed under its figures: this interpreter (relative to the
+    working directory where it lies under it), `program` and the arguments (`sys.argv[1:]` when `argv`
+    is None)."""
+    args = sys.argv[1:] if argv is None else argv
+    python = os.path.relpath(sys.executable)
+    python = sys.executable if python.startswith("..") else python  # outside the working directory
+    return shlex.join([python, *program, *map(str, args)])
 
 
 def _compile_error(exc: RuntimeError) -> str:
@@ -113,12 +180,7 @@ def window_latency(model: ExportedModel, runs: int, warmup: int = 3) -> dict[str
     model.latencies_ms.clear()
     for _ in range(runs):
         model.probabilities(clip)
-    times = np.asarray(model.latencies_ms)
-    return {
-        "median": float(np.median(times)),
-        "p90": float(np.percentile(times, 90)),
-        "min": float(times.min()),
-    }
+    return latency_summary(model.latencies_ms)
 
 
 def frame_cost(model: ExportedModel, video: Path, frames: int, stride: int) -> dict[str, float]:
@@ -338,12 +400,12 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
                     device=args.device,
                 )
             )
-    argv = sys.argv[1:] if argv is None else argv
-    command = shlex.join([os.path.relpath(sys.executable), "tools/benchmark.py", *map(str, argv)])
+    command = command_line(["tools/benchmark.py"], argv)
     frames = next((c.frame_ms for c in cells if c.frame_ms), {})
+    facts = machine_facts(core)
     print(
-        f"\n{args.model.parent}: input {meta_input['shape']}, {cpu}, {os.cpu_count()} CPUs, OpenVINO "
-        f"{ov.get_version()}, threads {args.threads or 'default'}, load average {os.getloadavg()[0]:.2f}\n"
+        f"\n{args.model.parent}: input {meta_input['shape']}, {cpu} ({facts['isa']}), {facts['cpu_count']} CPUs, "
+        f"OpenVINO {facts['openvino']}, threads {args.threads or 'default'}, load average {facts['load_average']:.2f}\n"
         f"per source frame: {video} ({frames.get('frames', 0):.0f} frames, {frames.get('windows', 0):.0f} windows)\n"
     )
     print(format_table(cells, args.stride))
@@ -351,11 +413,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.json:
         report = {
             "command": command,
-            "cpu": cpu,
-            "cpu_count": os.cpu_count(),
-            "machine": platform.machine(),
-            "openvino": ov.get_version(),
-            "load_average": os.getloadavg()[0],
+            **facts,
             "video": str(video),
             "stride": args.stride,
             "cells": [asdict(c) for c in cells],
