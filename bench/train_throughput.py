@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """Training throughput (clips/s) of both models, through the trainer's own step: `train_one_epoch`
 over `TrainStep` (forward, loss, backward, clipping, optimizer and LambdaLR steps), per
 ``training.trainable`` mode.
 
-    python bench/train_throughput.py                                   # batch 8, 16 x 224 x 224, CPU
-    python bench/train_throughput.py --trainable head blocks:3 all      # the fine-tuning modes
-    python bench/train_throughput.py --device cuda --amp               # on a GPU
+    python -m bench.train_throughput                                   # batch 8, 16 x 224 x 224, CPU
+    python -m bench.train_throughput --trainable head blocks:3 all      # the fine-tuning modes
+    python -m bench.train_throughput --device cuda --amp               # on a GPU
 
 Random uint8 clips, normalised on the device as the trainer does, so it measures the network and the
 optimizer step, not data loading (with ``training.cache_features`` the frozen part's forward below
@@ -17,35 +16,28 @@ and mode, and the command that produced them.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from action_rec.data import normalize_batch  # noqa: E402
-from action_rec.models import build_model  # noqa: E402
-from action_rec.templates import apply_overrides, load_template  # noqa: E402
-from action_rec.training.engine import EpochSetup, TrainStep, train_one_epoch  # noqa: E402
-from action_rec.training.freezing import BackboneSplit, parse_trainable  # noqa: E402
-from action_rec.training.logs import RunLog  # noqa: E402
-from action_rec.training.losses import build_criterion  # noqa: E402
-from action_rec.training.optim import build_optimizer  # noqa: E402
-from action_rec.training.schedules import LRSchedule, build_lr_scheduler  # noqa: E402
-
-TEMPLATES = {
-    "s3d": ROOT / "model_templates/custom-action-recognition/s3d-rgb-mobilenet-v3/template.yaml",
-    "x3d": ROOT / "model_templates/custom-action-recognition/x3d-rgb-mobilenet-v3-lgd-gc/template.yaml",
-}
+from action_rec.data import normalize_batch
+from action_rec.models import build_model
+from action_rec.templates import apply_overrides, load_template
+from action_rec.training.engine import EpochSetup, TrainStep, train_one_epoch
+from action_rec.training.freezing import BackboneSplit, parse_trainable
+from action_rec.training.logs import RunLog
+from action_rec.training.losses import build_criterion
+from action_rec.training.optim import build_optimizer
+from action_rec.training.schedules import LRSchedule, build_lr_scheduler
+from bench.harness import MODELS, TEMPLATES, bench_command, environment, environment_text, finish_environment
 
 
 def measure(name: str, trainable: str, args: argparse.Namespace) -> tuple[float, float | None]:
     """(clips/s of the trainer's step on clips, clips/s on cached features or None for ``all``)."""
-    template = apply_overrides(load_template(TEMPLATES[name]), [f"training.trainable={trainable}"])
+    template = apply_overrides(
+        load_template(TEMPLATES / MODELS[name] / "template.yaml"), [f"training.trainable={trainable}"]
+    )
     device = torch.device(args.device)
     model = build_model(template, num_classes=args.num_classes).to(device)
     memory_format = torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
@@ -100,7 +92,7 @@ def measure(name: str, trainable: str, args: argparse.Namespace) -> tuple[float,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", default=["s3d", "x3d"], choices=sorted(TEMPLATES))
+    p.add_argument("--models", nargs="+", default=["s3d", "x3d"], choices=sorted(MODELS))
     p.add_argument("--trainable", nargs="+", default=["all"], help="training.trainable modes to time")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--clip-len", type=int, default=16)
@@ -114,10 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = "python bench/train_throughput.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    print(f"# {command.strip()}")
+    command = bench_command("bench.train_throughput", argv)
+    env = environment(
+        torch.get_num_threads(), "PyTorch in float32" + (", float16 autocast" if args.amp else ""), ("torch",)
+    )
+    print(environment_text(env))
     print(
-        f"# torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} CPU threads, "
+        f"device {args.device}, "
         f"batch {args.batch_size} x 3 x {args.clip_len} x {args.size} x {args.size}, {args.warmup} warm-up + "
         f"{args.iters} timed iterations of the trainer's train_one_epoch (AM-Softmax, clipping, optimizer step)"
     )
@@ -128,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{name} trainable={trainable}: {rate:.2f} clips/s ({args.batch_size / rate:.2f} s per iteration){extra}"
             )
+    print(f"{environment_text(finish_environment(env, torch.get_num_threads()))}\ncommand: {command}")
     return 0
 
 

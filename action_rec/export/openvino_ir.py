@@ -22,7 +22,7 @@ temporal kernel of 1, activations, constant biases) writes a large feature map, 
 memory. Split along time, one frame at a time, the same chain works on 3 MB that stays in the cache
 from one node to the next: about 10 % off the whole S3D inference in f32. The INT8 network runs
 those nodes on a quarter of the bytes and gets slower from the split (5 %), so the model to quantize
-is converted without it. `bench/export_rewrites.py --int8` measures every one of these choices.
+is converted without it. `python -m bench.export_rewrites --int8` measures every one of these choices.
 """
 
 from __future__ import annotations
