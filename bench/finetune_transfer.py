@@ -2,11 +2,14 @@
 """Fine-tuning modes on a transfer task that runs on a CPU: accuracy, clips/s and minutes.
 
     python bench/finetune_transfer.py --threads 1                  # S3D, 5 / 10 / 30 clips, 3 seeds
+    python bench/finetune_transfer.py --threads 1 --pretrained quickstart/s3d-rgb-mobilenet-v3/outputs/best.pth
     python bench/finetune_transfer.py --modes head blocks:3 --clips 10 --seeds 0
+    python bench/finetune_transfer.py --classes rotating_clockwise rotating_counterclockwise --out-dir /tmp/rot
 
 1. pre-train S3D from scratch on the quick start's six motion classes (left / right / up / down /
    growing / shrinking) with ``tools/quickstart.py --finetune``'s recipe (FINETUNE_PRETRAIN: the quick
-   start's reduced clip, 8 frames of 64 x 64), once (kept in --out-dir);
+   start's reduced clip, 8 frames of 64 x 64), once (kept in --out-dir); or start from --pretrained
+   weights, e.g. the full quick start's model (the same clip; its six motions and the background class);
 2. fine-tune it to held-out classes it never saw (the four diagonal motions, chance 25 %) with 5, 10
    and 30 training clips per class, in each mode of ``training.trainable``: ``head`` and ``blocks:3``
    with ``training.cache_features`` (the CPU modes), and ``all`` (the whole network, no cache); and,
@@ -190,6 +193,8 @@ def plot(table: list[dict], classes: tuple[str, ...], path: Path) -> None:
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=mode)
     ax.axhline(100 / len(classes), color="grey", linestyle=":", label="chance")
     ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_ylim(0, 102)
     ax.set_xticks([t["clips"] for t in table], [str(t["clips"]) for t in table])
     ax.set_xlabel("training clips per class")
     ax.set_ylabel("held-out top-1 (%), mean and range over seeds")
