@@ -77,6 +77,7 @@ def pretrain(out: Path, args: argparse.Namespace) -> Path:
             frames=DATA["frames"],
             size=DATA["size"],
             workers=2,
+            background=True,
         )
     settings = [*pretrain_settings(args.pretrain_epochs), "training.workers=1"]
     template = apply_overrides(load_template(S3D), settings)
@@ -87,9 +88,9 @@ def pretrain(out: Path, args: argparse.Namespace) -> Path:
     )
     minutes = (time.monotonic() - start) / 60
     print(
-        f"# pre-trained from scratch on 6 motion classes x {args.pretrain_per_class} clips, "
+        f"# pre-trained from scratch on 6 motion classes and the background x {args.pretrain_per_class} clips, "
         f"{args.pretrain_epochs} epochs in {minutes:.1f} min: val top-1 {val_top1(template, weights, data):.1f} % "
-        f"on {6 * FINETUNE_PRETRAIN['val_per_class']} clips (--set {' '.join(settings)})"
+        f"on {7 * FINETUNE_PRETRAIN['val_per_class']} clips (--set {' '.join(settings)})"
     )
     return weights
 
