@@ -6,10 +6,11 @@
     python bench/finetune_transfer.py --modes head blocks:3 --clips 10 --seeds 0
     python bench/finetune_transfer.py --classes rotating_clockwise rotating_counterclockwise --out-dir /tmp/rot
 
-1. pre-train S3D from scratch on the quick start's six motion classes (left / right / up / down /
-   growing / shrinking) with ``tools/quickstart.py --finetune``'s recipe (FINETUNE_PRETRAIN: the quick
-   start's reduced clip, 8 frames of 64 x 64), once (kept in --out-dir); or start from --pretrained
-   weights, e.g. the full quick start's model (the same clip; its six motions and the background class);
+1. pre-train S3D from scratch on the quick start's data (six motions: left / right / up / down /
+   growing / shrinking, and the background class) with ``tools/quickstart.py --finetune``'s recipe
+   (FINETUNE_PRETRAIN: the quick start's reduced clip, 8 frames of 64 x 64, 6 epochs), once (kept in
+   --out-dir); or start from --pretrained weights, e.g. the full quick start's model (the same clip and
+   data, 10 epochs);
 2. fine-tune it to held-out classes it never saw (the four diagonal motions, chance 25 %) with 5, 10
    and 30 training clips per class, in each mode of ``training.trainable``: ``head`` and ``blocks:3``
    with ``training.cache_features`` (the CPU modes), and ``all`` (the whole network, no cache); and,
