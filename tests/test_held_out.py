@@ -3,19 +3,24 @@
 import pytest
 
 from action_rec.data import RawFrameDataset
-from action_rec.data.synthetic import CLASSES, HELD_OUT, make_held_out_dataset
+from action_rec.data.synthetic import CLASSES, HELD_OUT, ROTATIONS, make_held_out_dataset
 from action_rec.errors import UserError
 
 
 def test_held_out_dataset_relabels_classes_the_quick_start_never_shows(tmp_path):
-    assert not set(HELD_OUT) & {m.name for m in CLASSES[:6]}  # the quick start trains on the first six
+    assert not set(HELD_OUT + ROTATIONS) & {m.name for m in CLASSES[:6]}  # the quick start's six
     out = make_held_out_dataset(tmp_path / "d", train_per_class=2, val_per_class=1, frames=4, size=24)
     assert (out / "label_map.txt").read_text().split() == list(HELD_OUT)
     train = (out / "train.txt").read_text().splitlines()
-    assert [line.split()[1] for line in train] == ["0", "0", "1", "1"]
-    assert train[0].startswith("train/rotating_clockwise_0000 0 0 4 0 4")
+    assert [line.split()[1] for line in train] == ["0", "0", "1", "1", "2", "2", "3", "3"]
+    assert train[0].startswith("train/moving_up_left_0000 0 0 4 0 4")
     dataset = RawFrameDataset(["val.txt"], [out], _template(), "val")
-    assert dataset.class_names == list(HELD_OUT) and len(dataset) == 2
+    assert dataset.class_names == list(HELD_OUT) and len(dataset) == 4
+    # Any two or more classes of CLASSES, e.g. the rotations, also the quick start never shows.
+    rotations = make_held_out_dataset(
+        tmp_path / "r", ROTATIONS, train_per_class=1, val_per_class=1, frames=4, size=24
+    )
+    assert (rotations / "label_map.txt").read_text().split() == list(ROTATIONS)
     with pytest.raises(UserError, match="held-out classes"):
         make_held_out_dataset(tmp_path / "e", ("rotating_clockwise", "jumping"))
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from action_rec.data.synthetic import HELD_OUT
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -73,7 +75,38 @@ def test_finetune_quickstart_pretrains_fine_tunes_part_of_the_network_and_evalua
     assert "training.trainable=blocks:3" in done.stdout and "--load-weights" in done.stdout
     values = {e["key"]: e["value"] for e in yaml.safe_load((work / "metrics.yaml").read_text())["metrics"]}
     assert 0 <= values["top1_accuracy"] <= 100
-    assert "held-out top-1" in done.stdout
+    assert "held-out top-1" in done.stdout and "on 200 clips (chance 25 %)" in done.stdout  # 4 x 50
+    assert (tmp_path / "finetune" / "held_out" / "label_map.txt").read_text().split() == list(HELD_OUT)
+    # --pretrained: fine-tune given weights (the quick start's best.pth) instead of pre-training.
+    weights = work / "pretrained" / "latest.pth"
+    again = _run(tmp_path / "again", *tiny, "--pretrained", str(weights))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"Pre-trained weights: {weights}" in again.stdout and "held-out top-1" in again.stdout
+    assert not (tmp_path / "again" / "finetune" / "motion").exists()  # no pre-training data made
+    assert not (tmp_path / "again" / "finetune" / "s3d-rgb-mobilenet-v3" / "pretrained").exists()
+
+
+def test_finetune_settings_are_valid_template_overrides():
+    """Every mode's fine-tuning settings and the pre-training's apply to the S3D template as meant."""
+    from action_rec.templates import apply_overrides, load_template
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import quickstart as quick
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    template = load_template(quick.TEMPLATES["s3d"])
+    pre = apply_overrides(template, quick.pretrain_settings(3))
+    assert pre["training"]["epochs"] == 3 and pre["training"]["optimizer"] == "adamw"
+    assert pre["input"]["size"] == 64 and pre["training"]["trainable"] == "all"
+    for mode, cached in (("head", True), ("blocks:3", True), ("all", False)):
+        epochs = []
+        for clips in (5, 10, 30, 100):
+            t = apply_overrides(template, quick.finetune_settings(mode, clips))
+            assert t["training"]["trainable"] == mode and t["training"]["cache_features"] is cached
+            assert (t["input"]["size"], t["input"]["clip_len"]) == (64, 8)  # the pre-training's clip
+            epochs.append(t["training"]["epochs"])
+        assert epochs == sorted(epochs, reverse=True) and epochs[0] > epochs[-1]  # fewer clips, more epochs
 
 
 @pytest.mark.slow

@@ -54,8 +54,8 @@ def test_reproducible_and_seeded(tmp_path):
 
 
 def test_bad_arguments(tmp_path):
-    with pytest.raises(UserError, match="num_classes must be 2..8"):
-        make_synthetic_dataset(tmp_path, num_classes=9)
+    with pytest.raises(UserError, match="num_classes must be 2..12"):
+        make_synthetic_dataset(tmp_path, num_classes=13)
     with pytest.raises(UserError, match="frames >= 2"):
         make_synthetic_dataset(tmp_path, frames=1)
 
@@ -88,6 +88,17 @@ def test_each_class_is_its_pair_played_backwards():
     for label, motion in enumerate(CLASSES):
         centres, change = tracks[label][..., :2], tracks[label][:, -1] - tracks[label][:, 0]
         assert centres.min() >= 0.2 * size - 1e-9 and centres.max() <= 0.8 * size + 1e-9
+        if motion.kind.startswith("diagonal"):  # x and y both move, as far, y against x on diagonal_up
+            y_sign = 1 if motion.kind == "diagonal_down" else -1
+            assert (np.sign(change[:, 0]) == motion.direction).all(), motion.name
+            assert (np.sign(change[:, 1]) == y_sign * motion.direction).all(), motion.name
+            assert np.allclose(np.abs(change[:, 0]), np.abs(change[:, 1])), motion.name
+            vertical, horizontal = (
+                "down" if y_sign * motion.direction > 0 else "up",
+                "right" if motion.direction > 0 else "left",
+            )
+            assert motion.name == f"moving_{vertical}_{horizontal}"  # image y grows downwards
+            continue
         column = {"horizontal": 0, "vertical": 1, "rotate": 2, "scale": 3}[motion.kind]
         moved = np.mod(change[:, column], 360) if motion.kind == "rotate" else change[:, column]
         if motion.kind == "rotate":
@@ -209,8 +220,8 @@ def test_cli(tmp_path, capsys):
     assert tool.main([str(tmp_path / "d"), *args]) == 0
     assert "wrote 4 videos of 4 frames (2 classes: moving_left, moving_right)" in capsys.readouterr().out
     assert (tmp_path / "d" / "train.txt").read_text().splitlines()[0] == "train/moving_left_0000 0 0 4 0 4 30"
-    assert tool.main([str(tmp_path / "e"), "--num-classes", "9"]) == 2
-    assert "error: num_classes must be 2..8" in capsys.readouterr().err
+    assert tool.main([str(tmp_path / "e"), "--num-classes", "13"]) == 2
+    assert "error: num_classes must be 2..12" in capsys.readouterr().err
     assert tool.main([str(tmp_path / "f"), *args, "--background"]) == 0
     assert (
         "wrote 6 videos of 4 frames (3 classes: moving_left, moving_right, background)"
