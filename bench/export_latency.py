@@ -41,6 +41,7 @@ from action_rec.inference.window import ClipWindow
 from action_rec.templates import load_template
 from bench.harness import (
     MODELS,
+    SHAPE,
     TEMPLATES,
     Timer,
     bench_command,
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         model = calibrated_model(template, loader)
         models[key] = (template, model)
-        x = torch.randn(1, 3, 16, 224, 224)
+        x = torch.randn(SHAPE)
         with torch.inference_mode():
             plain = time_call(functools.partial(model, x), args.torch_runs, warmup=2)
             model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last_3d)

@@ -32,6 +32,7 @@ from action_rec.export.openvino_ir import convert_onnx, rewrite_attention_poolin
 from action_rec.templates import load_template
 from bench.harness import (
     MODELS,
+    SHAPE,
     TEMPLATES,
     Timer,
     bench_command,
@@ -47,7 +48,6 @@ from bench.harness import (
     time_round_robin,
 )
 
-SHAPE = (1, 3, 16, 224, 224)
 VARIANTS = {  # label: (attention pooling rewrite, frame split threshold in MiB); None: left out
     "x3d": [
         ("pooling as written (MatMul over N C THW)", None, None),

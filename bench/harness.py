@@ -36,6 +36,7 @@ from action_rec.inference.benchmark import command_line, latency_summary, machin
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "model_templates" / "custom-action-recognition"
 MODELS = {"s3d": "s3d-rgb-mobilenet-v3", "x3d": "x3d-rgb-mobilenet-v3-lgd-gc"}
+SHAPE = (1, 3, 16, 224, 224)  # the published models' input: batch 1, 16 frames of 224 x 224
 
 
 # --------------------------------------------------------------------------------------------- timing

@@ -35,6 +35,7 @@ from action_rec.export.runtime import CompileError, available_hints
 from action_rec.templates import load_template
 from bench.harness import (
     MODELS,
+    SHAPE,
     TEMPLATES,
     Timer,
     bench_command,
@@ -50,7 +51,6 @@ from bench.harness import (
     time_round_robin,
 )
 
-SHAPE = (1, 3, 16, 224, 224)
 ROWS = ("original-form IR (FP32)", "ours FP32", "INT8 as before (mixed preset)", "INT8 now (quantize_int8)")
 
 

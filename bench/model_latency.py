@@ -21,6 +21,7 @@ from action_rec.models import build_model
 from action_rec.templates import load_template
 from bench.harness import (
     MODELS,
+    SHAPE,
     TEMPLATES,
     bench_command,
     environment,
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(environment_text(env))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    shape = (1, 3, 16, 224, 224)
+    shape = SHAPE
     x = torch.randn(shape)
     rows = []
     for name in MODELS.values():
