@@ -5,6 +5,9 @@ an export that cannot be done as asked): its message is one line that names the 
 says what is wrong, and the command-line tools print just that line and exit with status 2. Every other
 exception is a bug in our code or in a library and keeps its full traceback. Never catch a built-in
 exception type to mean "the user's fault": raise a `UserError` subclass where the bad input is found.
+
+`UserError` itself is defined in `action_rec.runtime.errors`, so that the runtime (which the deployment
+package ships without the rest of the toolkit) raises the same errors.
 """
 
 from __future__ import annotations
@@ -12,11 +15,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from action_rec.runtime.errors import UserError
+
 __all__ = ["UserError", "run_cli"]
-
-
-class UserError(Exception):
-    """Bad input from the user; the message is the whole story (one line, naming the file)."""
 
 
 def run_cli(body: Callable[[], int | None]) -> int:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write"]
+__all__ = ["atomic_path", "atomic_write", "swap_in_directory"]
 
 
 @contextlib.contextmanager
@@ -49,3 +50,19 @@ def atomic_write(path: str | os.PathLike, data: str | bytes, mode: int | None = 
             tmp.write_text(data, encoding="utf-8")
         tmp.chmod(0o644 if mode is None else mode)
     return path
+
+
+def swap_in_directory(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Move the complete directory `tmp` to `dest` (same file system), replacing an earlier `dest`: the
+    old one is moved aside first and removed only after the new one is in place, so `dest` is always
+    one whole directory. Returns `dest`."""
+    tmp, dest = Path(tmp), Path(dest)
+    if not dest.exists():
+        os.replace(tmp, dest)
+        return dest
+    old = dest.with_name(f".{dest.name}.old{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest

@@ -17,7 +17,7 @@ import yaml
 
 from action_rec.errors import UserError
 
-__all__ = ["TemplateError", "load_template", "apply_overrides", "SCHEMA"]
+__all__ = ["TemplateError", "load_template", "apply_overrides", "SCHEMA", "ADDED_KEYS"]
 
 
 class TemplateError(UserError):
@@ -79,6 +79,7 @@ SCHEMA: dict[str, Any] = {
         "grad_clip": {"type": ("norm", "agc", "none"), "value": _NUM},
         "sample_filtering": bool,
         "trainable": str,
+        "bn_statistics": ("auto", "update", "keep"),
         "class_balance": ("none", "sampler", "loss"),
         "cache_features": bool,
         "cache_views": int,
@@ -97,6 +98,10 @@ SCHEMA: dict[str, Any] = {
         "local_push_weight": _NUM,
     },
 }
+
+# Keys added after templates, work dirs and checkpoints were first written, with the value they take
+# when a file has none: older files keep loading. Every other key is required.
+ADDED_KEYS: dict[str, Any] = {"training.bn_statistics": "auto"}
 
 # Values that must be positive: a zero clip length or batch size is always a mistake.
 _POSITIVE = {
@@ -180,8 +185,20 @@ def _check_consistency(template: dict[str, Any], where: str) -> None:
         ) from None
 
 
+def _add_missing_keys(template: Any) -> None:
+    for path, value in ADDED_KEYS.items():
+        *sections, key = path.split(".")
+        node = template
+        for section in sections:
+            node = node.get(section) if isinstance(node, Mapping) else None
+        if isinstance(node, dict):
+            node.setdefault(key, value)
+
+
 def validate_template(template: Any, where: str = "<template>") -> dict[str, Any]:
-    """Check a loaded template against SCHEMA; returns it unchanged or raises TemplateError."""
+    """Check a loaded template against SCHEMA, after giving it the ADDED_KEYS it lacks; returns it or
+    raises TemplateError."""
+    _add_missing_keys(template)
     _validate(template, SCHEMA, where)
     _check_consistency(template, where)
     return template

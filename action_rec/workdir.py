@@ -65,6 +65,27 @@ def script_template(explicit: str | Path | None, work_dir_template: str | Path |
     return Path(path)
 
 
+def default_out_dir(explicit: str | Path | None, work_dir_template: str | Path | None) -> Path:
+    """Where train.py writes checkpoints unless told: the work dir's outputs/ (also when --template is
+    given), else outputs/ beside --template."""
+    template = work_dir_template if work_dir_template is not None else explicit
+    if template is None:
+        raise TemplateError("no template: run the work dir's script, or give --template PATH")
+    return Path(template).resolve().parent / "outputs"
+
+
+def default_weights(out_dir: Path, script: str) -> Path:
+    """The checkpoint eval.py and export.py use without --load-weights: the best on validation
+    (best.pth), else the last epoch (latest.pth, written by runs without validation)."""
+    for name in ("best.pth", "latest.pth"):
+        if (out_dir / name).is_file():
+            return out_dir / name
+    raise TemplateError(
+        f"{script}: no --load-weights given and {out_dir} holds neither best.pth nor latest.pth "
+        "(train first, or name a checkpoint or snapshot)"
+    )
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -35,9 +35,10 @@ import torch
 from action_rec.data.dataset import RawFrameDataset
 from action_rec.export.openvino_ir import add_input_format, convert_onnx
 from action_rec.export.pipeline import ExportOptions, export_module
-from action_rec.export.runtime import available_hints, compile_with_hint
-from action_rec.inference.preprocess import FramePreprocessor
-from action_rec.inference.window import ClipWindow
+from action_rec.runtime.compile import available_hints, compile_with_hint
+from action_rec.runtime.frames import FramePreprocessor
+from action_rec.runtime.openvino_core import shared_core
+from action_rec.runtime.window import ClipWindow
 from action_rec.templates import load_template
 from bench.harness import (
     MODELS,
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(environment_text(env))
     torch.set_num_threads(args.threads)
-    core = ov.Core()
+    core = shared_core()
 
     def ov_ms(xml: Path, hint: str = "f32") -> Timer:
         return ov_latency(compile_under_hint(xml, hint, args.threads, core), args.runs)

@@ -29,6 +29,7 @@ import torch
 
 from action_rec.export.onnx_export import export_onnx
 from action_rec.export.openvino_ir import convert_onnx, rewrite_attention_pooling, split_per_frame_chains
+from action_rec.runtime.openvino_core import shared_core
 from action_rec.templates import load_template
 from bench.harness import (
     MODELS,
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(environment_text(env))
     torch.set_num_threads(args.threads)
     x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(1))
-    core = ov.Core()
+    core = shared_core()
     timers = []
 
     def add(label: str, model: ov.Model, reference: np.ndarray | None) -> None:

@@ -15,11 +15,12 @@
    with ``training.cache_features`` (the CPU modes), and ``all`` (the whole network, no cache); and,
    as the baseline that shows what the pre-training buys, ``scratch``: the same network trained on the
    same clips from random weights (everything trainable, the quick start's from-scratch rate);
-3. report, per mode and training-set size, the top-1 of the last epoch's weights on 50 held-out
-   validation clips per class (evaluated once, after training: no model selection on them), the
-   training speed (clips/s over the epochs, cache excluded) and the wall time of the fine-tuning
-   (cache included). Each seed draws other training and validation clips and another fine-tuning run
-   (the pre-trained backbone is the same); the table gives the mean and the range over seeds.
+3. report, per mode and training-set size, the top-1 on 50 held-out validation clips per class of the
+   last epoch's weights and of the best epoch's (``best.pth``, chosen on 10 other clips per class,
+   ``select.txt``: the held-out clips choose nothing), the training speed (clips/s over the epochs,
+   cache excluded) and the wall time of the fine-tuning (cache and per-epoch selection included). Each
+   seed draws other training and validation clips and another fine-tuning run (the pre-trained backbone
+   is the same); the table gives the mean and the range over seeds.
 
 Prints a Markdown table and the command that produced it, and plots top-1 against clips per class
 (``transfer.png`` in --out-dir). Every run is seeded; timings depend on the machine and on its load.
@@ -47,7 +48,14 @@ from bench.harness import (
     finish_environment,
     markdown_table,
 )
-from tools.quickstart import DATA, FINETUNE_PRETRAIN, QUICK_TRAINING, finetune_settings, pretrain_settings
+from tools.quickstart import (
+    DATA,
+    FINETUNE_PRETRAIN,
+    FINETUNE_SELECT_PER_CLASS,
+    QUICK_TRAINING,
+    finetune_settings,
+    pretrain_settings,
+)
 
 S3D = TEMPLATES / MODELS["s3d"] / "template.yaml"
 VAL_PER_CLASS = 50
@@ -119,29 +127,38 @@ def run_settings(mode: str, clips: int) -> list[str]:
 
 
 def fine_tune(
-    out: Path, weights: Path, classes: tuple[str, ...], mode: str, clips: int, seed: int
+    out: Path,
+    weights: Path,
+    classes: tuple[str, ...],
+    mode: str,
+    clips: int,
+    seed: int,
+    overrides: list[str] = (),
 ) -> dict[str, float]:
     data = out / f"held_out_seed{seed}_{clips}"
     if (data / "label_map.txt").is_file() and (data / "label_map.txt").read_text().split() != list(classes):
         sys.exit(f"{data} holds other classes than {classes}: use another --out-dir per set of classes")
-    if not (data / "train.txt").is_file():  # the same validation clips for every size and mode of a seed
+    if not (data / "select.txt").is_file():  # the same validation clips for every size and mode of a seed
         make_held_out_dataset(
             data, classes, train_per_class=clips, val_per_class=VAL_PER_CLASS, frames=DATA["frames"],
-            size=DATA["size"], seed=seed,
+            size=DATA["size"], seed=seed, select_per_class=FINETUNE_SELECT_PER_CLASS,
         )  # fmt: skip
-    run_dir = out / f"{mode.replace(':', '')}_{clips}_seed{seed}"
-    template = apply_overrides(load_template(S3D), run_settings(mode, clips))
+    tag = "".join(c if c.isalnum() else "_" for c in "_".join(overrides))  # --set runs apart, same data
+    run_dir = out / (f"{mode.replace(':', '')}_{clips}_seed{seed}" + (f"_{tag}" if tag else ""))
+    template = apply_overrides(load_template(S3D), [*run_settings(mode, clips), *overrides])
     start = time.monotonic()
     train(
         template,
-        TrainOptions(run_dir, ["train.txt"], [str(data)], load_weights=None if mode == "scratch" else str(weights),
-                     device="cpu", seed=seed, progress=False),
+        TrainOptions(run_dir, ["train.txt"], [str(data)], ["select.txt"], [str(data)],
+                     load_weights=None if mode == "scratch" else str(weights), device="cpu", seed=seed,
+                     progress=False),
     )  # fmt: skip
     minutes = (time.monotonic() - start) / 60
     epochs = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("kind") == "epoch"]
     speeds = [r["clips_per_s"] for r in epochs if r.get("clips_per_s")]
     return {
         "top1": val_top1(template, run_dir / "latest.pth", data),
+        "top1_best": val_top1(template, run_dir / "best.pth", data),
         "clips_s": sum(speeds) / max(len(speeds), 1),
         "minutes": minutes,
         "epochs": len(epochs),
@@ -149,14 +166,15 @@ def fine_tune(
 
 
 def summarize(rows: list[tuple[str, int, int, dict]], modes: list[str], clips: list[int]) -> list[dict]:
-    """Per mode and size: mean and range of top-1 over seeds, mean clips/s and minutes."""
+    """Per mode and size: mean and range over seeds of the last and the best epoch's top-1, mean clips/s
+    and minutes."""
     table = []
     for mode in modes:
         for n in clips:
             runs = [r for m, c, _, r in rows if m == mode and c == n]
             if not runs:
                 continue
-            top1 = [r["top1"] for r in runs]
+            top1, best = [r["top1"] for r in runs], [r["top1_best"] for r in runs]
             table.append(
                 {
                     "mode": mode,
@@ -165,6 +183,9 @@ def summarize(rows: list[tuple[str, int, int, dict]], modes: list[str], clips: l
                     "top1": sum(top1) / len(top1),
                     "low": min(top1),
                     "high": max(top1),
+                    "best": sum(best) / len(best),
+                    "best_low": min(best),
+                    "best_high": max(best),
                     "seeds": len(runs),
                     "clips_s": sum(r["clips_s"] for r in runs) / len(runs),
                     "minutes": sum(r["minutes"] for r in runs) / len(runs),
@@ -183,8 +204,8 @@ def plot(table: list[dict], classes: tuple[str, ...], path: Path) -> None:
     for mode in dict.fromkeys(t["mode"] for t in table):
         rows = [t for t in table if t["mode"] == mode]
         x = [t["clips"] for t in rows]
-        y = [t["top1"] for t in rows]
-        err = [[t["top1"] - t["low"] for t in rows], [t["high"] - t["top1"] for t in rows]]
+        y = [t["best"] for t in rows]
+        err = [[t["best"] - t["best_low"] for t in rows], [t["best_high"] - t["best"] for t in rows]]
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=mode)
     ax.axhline(100 / len(classes), color="grey", linestyle=":", label="chance")
     ax.set_xscale("log")
@@ -192,7 +213,7 @@ def plot(table: list[dict], classes: tuple[str, ...], path: Path) -> None:
     ax.set_ylim(0, 102)
     ax.set_xticks([t["clips"] for t in table], [str(t["clips"]) for t in table])
     ax.set_xlabel("training clips per class")
-    ax.set_ylabel("held-out top-1 (%), mean and range over seeds")
+    ax.set_ylabel("held-out top-1 (%) of the best epoch,\nmean and range over seeds")
     ax.set_title(f"S3D fine-tuned to {len(classes)} classes it never saw", fontsize=10)
     ax.legend()
     fig.tight_layout()
@@ -221,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
         "best.pth (tools/quickstart.py: 10 epochs of 300 clips per class)",
     )
     p.add_argument("--threads", type=int, help="torch CPU threads (1 is faster on a busy machine)")
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="template overrides for every fine-tuning run, after the mode's, e.g. training.bn_statistics=update",
+    )
     args = p.parse_args(argv)
     classes = tuple(args.classes)
     import torch
@@ -237,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     runs = [(seed, n, mode) for seed in args.seeds for n in args.clips for mode in args.modes]
     for seed, n, mode in tqdm(runs, desc="fine-tuning runs", file=sys.stdout):
-        r = fine_tune(args.out_dir, weights, classes, mode, n, seed)
+        r = fine_tune(args.out_dir, weights, classes, mode, n, seed, args.set)
         rows.append((mode, n, seed, r))
         tqdm.write(f"# {mode} x {n} clips, seed {seed}: {r}", file=sys.stdout)
     table = summarize(rows, args.modes, args.clips)
@@ -248,13 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         markdown_table(
-            ["mode", "clips / class", "epochs", "held-out top-1 (%), mean (range)", "train clips/s", "minutes"],
+            ["mode", "clips / class", "epochs", "held-out top-1 (%), last epoch: mean (range)",
+             "best epoch: mean (range)", "train clips/s", "minutes"],
             [
                 (t["mode"], t["clips"], t["epochs"], f"{t['top1']:.1f} ({t['low']:.1f}-{t['high']:.1f})",
-                 f"{t['clips_s']:.1f}", f"{t['minutes']:.1f}")
+                 f"{t['best']:.1f} ({t['best_low']:.1f}-{t['best_high']:.1f})", f"{t['clips_s']:.1f}",
+                 f"{t['minutes']:.1f}")
                 for t in table
             ],
-            "llrrrr",
+            "llrrrrr",
         )
     )  # fmt: skip
     plot(table, classes, args.out_dir / "transfer.png")

@@ -28,10 +28,10 @@ import openvino as ov
 import torch
 
 from action_rec.errors import UserError
-from action_rec.export.openvino_ir import cpu_config
-from action_rec.export.runtime import compile_with_hint
 from action_rec.fileio import atomic_write
 from action_rec.inference.benchmark import command_line, latency_summary, machine_facts
+from action_rec.runtime.compile import compile_with_hint, latency_config
+from action_rec.runtime.openvino_core import shared_core
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "model_templates" / "custom-action-recognition"
@@ -116,14 +116,18 @@ def compile_under_hint(
     threads: int = 0,
     core: ov.Core | None = None,
     latency: bool = True,
+    profile: bool = False,
 ) -> ov.CompiledModel:
-    """`model` compiled for the CPU under `hint` (`action_rec.export.runtime`: "default", "f32" or
+    """`model` compiled for the CPU under `hint` (`action_rec.runtime.compile`: "default", "f32" or
     "bf16") with `threads` inference threads; `latency` adds one stream in latency mode, as the live
-    recognizer compiles. A model that does not compile raises `CompileError` naming it and the hint."""
+    recognizer compiles; `profile` turns on per-layer counters. A model that does not compile raises
+    `CompileError` naming it and the hint."""
     if latency:
-        extra = cpu_config(threads, precision="")
+        extra = latency_config(threads)
     else:
         extra = {"INFERENCE_NUM_THREADS": int(threads)} if threads else {}
+    if profile:
+        extra["PERF_COUNT"] = True
     return compile_with_hint(model, hint, extra_config=extra, core=core)
 
 
@@ -158,7 +162,7 @@ def environment(
     in (`precision`, e.g. "OpenVINO in f32"; OpenVINO's default is added), versions, the load average;
     `extra` lines after.
     Call `finish_environment` at the end of the run to add the load average then."""
-    facts = machine_facts(ov.Core())
+    facts = machine_facts(shared_core())
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{facts['cpu_model']} ({facts['isa']}), {facts['cpu_count']} logical CPUs visible, "

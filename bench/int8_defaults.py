@@ -31,7 +31,9 @@ import torch
 
 from action_rec.export.onnx_export import export_onnx
 from action_rec.export.openvino_ir import add_input_format, convert_onnx
-from action_rec.export.runtime import CompileError, available_hints
+from action_rec.runtime.compile import CompileError, available_hints
+from action_rec.runtime.openvino_core import shared_core
+from action_rec.runtime.signal_stack import use_own_signal_stack
 from action_rec.templates import load_template
 from bench.harness import (
     MODELS,
@@ -58,13 +60,16 @@ def nncf_as_before(model: ov.Model, clips: list[np.ndarray]) -> ov.Model:
     """What export did before: NNCF's mixed preset, nothing kept in float, ranges as NNCF chose them."""
     import nncf
 
-    return nncf.quantize(
+    shared_core()  # NNCF's own Cores nest inside ours (see action_rec.runtime.openvino_core)
+    quantized = nncf.quantize(
         model,
         nncf.Dataset(clips),
         preset=nncf.QuantizationPreset.MIXED,
         target_device=nncf.TargetDevice.CPU,
         subset_size=len(clips),
     )
+    use_own_signal_stack()  # see action_rec.runtime.signal_stack
+    return quantized
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     nncf.set_log_level(logging.ERROR)
     command = bench_command("bench.int8_defaults", argv)
-    core = ov.Core()
+    core = shared_core()
     hints = available_hints(core=core)
     env = environment(
         args.threads, f"OpenVINO under each of {', '.join(hints)}", ("torch", "openvino", "nncf")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import gc
-import signal
 from pathlib import Path
 
 import pytest
 import yaml
 
 from action_rec.data.synthetic import make_synthetic_dataset
+from action_rec.runtime.signal_stack import signal_stack_state
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -66,15 +66,17 @@ def x3d_template() -> dict:
 
 
 @pytest.fixture(autouse=True)
-def _isolate_process_state_between_tests():
-    """Undo process-wide state a test leaves behind before the next one starts.
+def _signal_stack_stays_mapped():
+    """Fail the test after which the main thread's alternate signal stack is unmapped.
 
-    A DataLoader with workers installs torch's SIGCHLD handler for the whole process; it stays after the
-    loader is gone, and when a later test's subprocess exited, the handler crashed the test process
-    (SIGSEGV, seen in full runs only). Put the default handler back, and free each test's OpenVINO and
-    DataLoader objects now rather than at an arbitrary later point.
+    OpenVINO Cores that die first in, first out leave it so (action_rec/runtime/signal_stack.py), and
+    the next signal handled on it, typically the SIGCHLD of a DataLoader worker, kills the whole run
+    with SIGSEGV; where something else was mapped there since, it corrupts that memory instead. The
+    objects a test dropped are collected first, so the test that caused it is the one that fails.
     """
     yield
     gc.collect()
-    if signal.getsignal(signal.SIGCHLD) not in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    assert signal_stack_state() != "unmapped", (
+        "this test left the main thread's alternate signal stack unmapped: an OpenVINO Core made "
+        "outside action_rec.runtime.openvino_core.shared_core, or NNCF run without use_own_signal_stack"
+    )

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from action_rec.inference import benchmark
-from action_rec.inference.benchmark import available_hints, main
+from action_rec.inference.benchmark import main
+from action_rec.runtime.compile import CompileError, hints_for
+from action_rec.runtime.openvino_core import shared_core
 
 FAST = ["--runs", "3", "--seconds", "0.2"]
 
@@ -21,7 +23,7 @@ def test_every_ir_and_hint_is_measured(trained, tmp_path, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
-    hints = available_hints(benchmark.cpu_capabilities(benchmark.ov.Core()))
+    hints = hints_for(benchmark.cpu_capabilities(shared_core()))
     assert [(c["variant"], c["hint"]) for c in report["cells"]] == [
         (v, h) for v in ("FP32", "INT8") for h in hints
     ]
@@ -44,9 +46,10 @@ def test_an_ir_that_does_not_compile_is_one_cell_of_the_table(trained, monkeypat
     real = benchmark.ExportedModel
 
     def compile_fails_for_int8(xml, **kwargs):
-        if Path(xml).name == "model_int8.xml" and kwargs["config"] == {}:
-            raise RuntimeError(
-                "Exception from src/inference/src/cpp/core.cpp:112:\nUnsupported precision bf16 here\n"
+        if Path(xml).name == "model_int8.xml" and kwargs["precision"] == "default":
+            reason = "Unsupported precision bf16 here"
+            raise CompileError(
+                f"{xml}: OpenVINO cannot compile it for CPU with default settings: {reason}", reason
             )
         return real(xml, **kwargs)
 
@@ -61,7 +64,7 @@ def test_an_ir_that_does_not_compile_is_one_cell_of_the_table(trained, monkeypat
 
 def test_a_hint_the_cpu_lacks_is_one_line_and_exit_2(trained, monkeypatch, capsys):
     monkeypatch.setattr(benchmark, "cpu_capabilities", lambda core: ["FP32", "INT8"])
-    assert available_hints(["FP32", "INT8"]) == ["default", "f32"]
+    assert hints_for(["FP32", "INT8"]) == ["default", "f32"]
     assert main(["--model", str(trained["xml"]), "--hints", "bf16", *FAST]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: --hints bf16:") and "cannot execute it" in err
@@ -78,7 +81,7 @@ def test_an_ir_without_or_with_a_mismatched_model_json_is_refused(trained, tmp_p
     (tmp_path / "model.json").write_text(json.dumps(meta))
     assert main(["--model", str(tmp_path / "model.xml"), *FAST]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "does not match model.json (input.shape [1, 3, 16, 32, 32])" in err
+    assert err.count("\n") == 1 and "model.json: input.shape [1, 3, 16, 32, 32] does not match" in err
 
 
 @pytest.mark.parametrize("option", ["--runs", "--frames", "--stride"])

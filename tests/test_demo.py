@@ -143,7 +143,9 @@ def test_model_that_does_not_match_its_metadata(model_xml, tmp_path, capsys, rea
     (tmp_path / "model.json").write_text(json.dumps(meta))
     video = real_data_dir / "mmaction2" / "demo.mp4"
     assert demo_main(["--model", str(tmp_path / "model.xml"), "--input", str(video), "--no-show"]) == 2
-    assert "IR input type u8 does not match model.json" in capsys.readouterr().err
+    assert (
+        "model.json: input.element_type f32 does not match the IR's input type u8" in capsys.readouterr().err
+    )
 
 
 def test_no_display_without_no_show(model_xml, monkeypatch, capsys, real_data_dir):

@@ -1,6 +1,7 @@
-"""The deployment package: its files, its standalone recognize.py (same labels as our recognizer, and
-in a fresh virtual environment with only its requirements), the Open Model Zoo input contract, and
-one-line errors for an export dir, a model.json or a hint that does not fit."""
+"""The deployment package: its files (the runtime byte for byte), its standalone recognize.py (same
+labels as our recognizer and demo, also on a 1080p video, and in a fresh virtual environment with only
+its requirements), the Open Model Zoo input contract, and one-line errors for an export dir, a
+model.json or a hint that does not fit."""
 
 from __future__ import annotations
 
@@ -15,17 +16,22 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import openvino as ov
 import pytest
 from tiny_model import decode
 
+import action_rec.runtime.compile as compiling
+import action_rec.runtime.frames as frames_module
 from action_rec.errors import UserError
 from action_rec.export.deploy import REQUIREMENTS, DeployError, build_deploy_package
-from action_rec.inference import recognize_video, timeline_segments, windows_inside_segments
-from action_rec.inference.model import ExportedModel
+from action_rec.inference import label_runs, recognize_video, windows_inside_segments
+from action_rec.inference.demo import main as demo_main
+from action_rec.runtime.model import ExportedModel
+from action_rec.runtime.openvino_core import shared_core
 
 REPO = Path(__file__).resolve().parents[1]
+RUNTIME = REPO / "action_rec" / "runtime"
 MODEL_FILES = ["model.bin", "model.json", "model.xml", "model_int8.bin", "model_int8.json", "model_int8.xml"]
+RUNTIME_FILES = sorted(f"action_rec/runtime/{p.name}" for p in RUNTIME.glob("*.py"))
 NETWORK_FAILURES = (
     "NewConnectionError",
     "Temporary failure in name resolution",
@@ -68,11 +74,18 @@ def _load_script(path: Path):
 
 
 # ------------------------------------------------------------------------------------ the package
-def test_package_holds_the_models_script_requirements_and_readme(trained, package):
+def _files(folder: Path) -> list[str]:
+    """The files under `folder` (Python's bytecode caches left out: running the script writes them)."""
+    paths = (p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+    return sorted(p.as_posix() for p in paths if "__pycache__" not in p.parts)
+
+
+def test_package_holds_the_models_script_runtime_requirements_and_readme(trained, package):
     deploy = package
     assert deploy.name == "deploy"
-    shipped = ["README.md", *MODEL_FILES, "recognize.py", "requirements.txt"]
-    assert sorted(p.name for p in deploy.iterdir()) == sorted(shipped)
+    shipped = ["README.md", *MODEL_FILES, "recognize.py", "requirements.txt", "action_rec/__init__.py"]
+    shipped += RUNTIME_FILES
+    assert _files(deploy) == sorted(shipped)
     for name in MODEL_FILES:  # the exported files, unchanged
         assert (deploy / name).read_bytes() == (trained["xml"].parent / name).read_bytes()
     with zipfile.ZipFile(deploy.with_suffix(".zip")) as archive:
@@ -81,13 +94,42 @@ def test_package_holds_the_models_script_requirements_and_readme(trained, packag
     assert (deploy / "requirements.txt").read_text().split() == list(REQUIREMENTS)
     readme = (deploy / "README.md").read_text()
     assert all(name in readme for name in trained["class_names"]) and "[1, 3, 8, 32, 32]" in readme
-    # The script imports nothing but the three requirements (and the standard library).
+    # The script imports the shipped runtime, the requirements and the standard library, nothing else
+    # (tests/test_runtime.py checks that the runtime imports only the requirements).
     script = (deploy / "recognize.py").read_text()
-    imports = {
-        line.split()[1].split(".")[0] for line in script.splitlines() if line.startswith(("import ", "from "))
-    }
-    assert imports - set(sys.stdlib_module_names) == {"cv2", "numpy", "openvino"}
+    imports = {line.split()[1] for line in script.splitlines() if line.startswith(("import ", "from "))}
+    outside = {name for name in imports if name.split(".")[0] not in sys.stdlib_module_names}
+    assert {name.split(".")[0] for name in outside} == {"cv2", "numpy", "action_rec"}
+    assert all(name.startswith("action_rec.runtime.") for name in outside - {"cv2", "numpy"})
     assert not list(deploy.parent.glob(".deploy*"))  # no temporary folder left behind
+
+
+def test_package_ships_the_runtime_byte_for_byte(package):
+    """The deployed script runs the toolkit's own runtime: the very files, not a copy that can drift."""
+    shipped = sorted(p.name for p in (package / "action_rec" / "runtime").glob("*.py"))
+    assert shipped == sorted(p.name for p in RUNTIME.glob("*.py")) and "frames.py" in shipped
+    for name in shipped:
+        assert (package / "action_rec" / "runtime" / name).read_bytes() == (RUNTIME / name).read_bytes(), name
+    assert (package / "recognize.py").read_bytes() == (
+        REPO / "action_rec" / "export" / "standalone" / "recognize.py"
+    ).read_bytes()
+    with zipfile.ZipFile(package.with_suffix(".zip")) as archive:
+        for name in shipped:
+            assert archive.read(f"deploy/action_rec/runtime/{name}") == (RUNTIME / name).read_bytes()
+    # The script's imports, in its folder with this interpreter (where the toolkit is installed too),
+    # load the shipped files and nothing of the toolkit.
+    code = (
+        "import runpy, sys; runpy.run_path('recognize.py', run_name='imported');"
+        "print('\\n'.join(m.__file__ for n, m in sys.modules.items() if n.split('.')[0] == 'action_rec'))"
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""},
+        cwd=package,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    loaded = probe.stdout.split()
+    assert any(path.endswith("runtime/frames.py") for path in loaded)  # the resize rule, loaded
+    assert all(Path(path).resolve().is_relative_to(package.resolve()) for path in loaded), loaded
 
 
 def test_requirements_have_the_lower_bounds_of_pyproject():
@@ -121,18 +163,21 @@ def test_packaged_script_gives_the_recognizers_labels(trained, package, tmp_path
     ]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(got["windows"], expected, strict=True)) < 1e-3
     segments = [(s["label"], s["first_frame"], s["last_frame"]) for s in got["segments"]]
-    runs = [(s["label"], s["first_frame"], s["last_frame"]) for s in timeline_segments(expected)]
+    runs = [(s["label"], s["first_frame"], s["last_frame"]) for s in label_runs(expected)]
     assert segments == [run for run in runs if run[0] != "no action"]  # no-action time is in no segment
 
 
 def test_threshold_and_no_action_classes(trained, package, tmp_path):
     """Below the threshold a window is "no action" and belongs to no segment; model.json's no_action
-    block sets the default, --threshold overrides it and 0 disables it."""
+    block sets the default, --threshold overrides it and 0 disables it (without hysteresis, which would
+    keep an action a little below the threshold)."""
     script, video = package / "recognize.py", trained["video"]
-    plain = _recognize(None, script, video, tmp_path / "a.json", "--hint", "f32", "--threshold", "0")
+    plain = _recognize(None, script, video, tmp_path / "a.json", "--hint", "f32", "--hysteresis", "0",
+                       "--threshold", "0")  # fmt: skip
     scores = sorted({e["score"] for e in plain["windows"]})
     threshold = (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2  # halfway between two windows
-    cut = _recognize(None, script, video, tmp_path / "b.json", "--hint", "f32", "--threshold", str(threshold))
+    cut = _recognize(None, script, video, tmp_path / "b.json", "--hint", "f32", "--hysteresis", "0",
+                     "--threshold", str(threshold))  # fmt: skip
     for a, b in zip(plain["windows"], cut["windows"], strict=True):
         assert b["no_action"] == (a["score"] < threshold)
         assert b["label"] == ("no action" if a["score"] < threshold else a["label"])
@@ -145,12 +190,13 @@ def test_threshold_and_no_action_classes(trained, package, tmp_path):
     meta = json.loads((pkg / "model.json").read_text())
     meta["no_action"] = {"threshold": 0.99, "classes": [trained["class_names"][2]]}
     (pkg / "model.json").write_text(json.dumps(meta))
-    quiet = _recognize(None, pkg / "recognize.py", video, tmp_path / "c.json", "--hint", "f32")
+    quiet = _recognize(
+        None, pkg / "recognize.py", video, tmp_path / "c.json", "--hint", "f32", "--hysteresis", "0"
+    )
     for a, b in zip(plain["windows"], quiet["windows"], strict=True):
         assert b["no_action"] == (a["score"] < 0.99 or a["label"] == trained["class_names"][2])
-    off = _recognize(
-        None, pkg / "recognize.py", video, tmp_path / "d.json", "--hint", "f32", "--threshold", "0"
-    )
+    off = _recognize(None, pkg / "recognize.py", video, tmp_path / "d.json", "--hint", "f32", "--hysteresis", "0",
+                     "--threshold", "0")  # fmt: skip
     assert [e["label"] for e in off["windows"]] == [
         "no action" if e["label"] == trained["class_names"][2] else e["label"] for e in plain["windows"]
     ]
@@ -256,7 +302,7 @@ def test_open_model_zoo_client_gets_our_labels(trained, variant):
     inp = meta["input"]
     assert (inp["format"], inp["layout"], inp["channel_order"]) == ("rgb255", "NCTHW", "RGB")
     assert meta["output"]["kind"] in ("cosine", "logits")
-    core = ov.Core()
+    core = shared_core()
     compiled = core.compile_model(core.read_model(xml), "CPU")  # OpenVINO's defaults, as the demo does
     frames = decode(trained["video"])
     ours = recognize_video(xml, trained["video"], stride=4, average=1, progress=False)
@@ -299,14 +345,60 @@ def test_script_refuses_a_missing_or_mismatched_model_json(trained, tmp_path, ca
     (pkg / "model.json").unlink()
     assert script.main(args) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{pkg / 'model.json'}: not found" in err
+    assert err.count("\n") == 1 and f"{pkg / 'model.json'}: metadata file not found" in err
     assert script.main(["--input", str(tmp_path / "missing.mp4"), "--no-show", "--int8"]) == 2
     assert "missing.mp4: no such video file" in capsys.readouterr().err
 
 
 def test_script_refuses_a_hint_the_cpu_lacks(trained, tmp_path, monkeypatch, capsys):
     script = _load_script(_packaged_copy(trained, tmp_path) / "recognize.py")
-    monkeypatch.setattr(script, "cpu_capabilities", lambda core: ["FP32", "INT8"])
+    monkeypatch.setattr(compiling, "cpu_capabilities", lambda core=None: ["FP32", "INT8"])
     assert script.main(["--input", str(trained["video"]), "--no-show", "--hint", "bf16"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--hint bf16" in err and "no bf16 support" in err
+    assert err.count("\n") == 1 and "has no bf16 execution" in err
+
+
+# ------------------------------------------------ a 1080p video: the deployed script gives the demo's
+def _hd_video(path: Path, frames: int = 36) -> Path:
+    """A 1920 x 1080 video at 30 fps: fine noise (detail that bilinear shrinking aliases and area
+    averaging does not) with a bright block moving across it."""
+    texture = np.random.default_rng(7).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (1920, 1080))
+    assert writer.isOpened()
+    for t in range(frames):
+        frame = np.roll(texture, 16 * t, axis=1)
+        frame[300:800, 300 + 30 * t : 700 + 30 * t] = (40, 220, 250)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_deployed_script_and_demo_agree_on_a_1080p_video(trained, package, tmp_path, monkeypatch):
+    """On 1920 x 1080 frames (shrunk more than 2x: area averaging) the packaged script, run as a user
+    runs it (its own folder, no PYTHONPATH: only the shipped runtime), gives the demo's windows: same
+    frames and labels, the same scores. Shrunk bilinearly, as the script's former copy of the
+    preprocessing did, the scores differ: this test sees the drift it guards against."""
+    video = _hd_video(tmp_path / "hd.avi")
+    options = ["--stride", "4", "--threshold", "0"]
+    deployed = _recognize(sys.executable, package / "recognize.py", video, tmp_path / "deployed.json",
+                          "--hint", "f32", *options)["windows"]  # fmt: skip
+    log = tmp_path / "demo.jsonl"
+    demo_args = ["--model", str(package / "model.xml"), "--input", str(video), "--no-show", *options]
+    assert demo_main([*demo_args, "--precision-hint", "f32", "--json", str(log)]) == 0
+    demo = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(deployed) == len(demo) >= 4
+    keys = ("frame", "start_frame", "time_s", "label", "no_action", "window_label")
+    assert [tuple(e[k] for k in keys) for e in deployed] == [tuple(e[k] for k in keys) for e in demo]
+    for ours, theirs in zip(deployed, demo, strict=True):
+        assert (
+            abs(ours["score"] - theirs["score"]) <= 2e-4
+            and abs(ours["window_score"] - theirs["window_score"]) <= 2e-4
+        )
+        assert [n for n, _ in ours["top_k"]] == [n for n, _ in theirs["top_k"]]
+        assert np.allclose([s for _, s in ours["top_k"]], [s for _, s in theirs["top_k"]], atol=2e-4)
+
+    monkeypatch.setattr(frames_module, "resize_interpolation", lambda src, dst: cv2.INTER_LINEAR)
+    model = ExportedModel(package / "model.xml", precision="f32")
+    bilinear = recognize_video(model, video, stride=4, threshold=0, progress=False)
+    drift = max(abs(a["window_score"] - b["window_score"]) for a, b in zip(bilinear, demo, strict=True))
+    assert drift > 1e-3, drift

@@ -12,12 +12,14 @@ from test_export import NAMES, TEMPLATES, make_checkpoint, tiny_template
 
 from action_rec.evaluation.cli import main as eval_main
 from action_rec.export.cli import main as export_main
-from action_rec.export.no_action import calibrate_threshold, no_action_classes
+from action_rec.export.no_action import calibrate_threshold
 from action_rec.export.onnx_export import export_onnx
 from action_rec.export.openvino_ir import RewriteMismatch, convert_onnx
 from action_rec.export.quantize import broadcast_eltwise_nodes, symmetric_depthwise_inputs
-from action_rec.export.runtime import available_hints
 from action_rec.models import build_model
+from action_rec.runtime.compile import available_hints
+from action_rec.runtime.labels import no_action_classes
+from action_rec.runtime.openvino_core import shared_core
 
 ARCHS = ("s3d-rgb-mobilenet-v3", "x3d-rgb-mobilenet-v3-lgd-gc")
 
@@ -43,7 +45,7 @@ def test_every_ir_compiles_with_no_configuration(exported, arch):
     """What benchmark_app, Open Model Zoo demos and users' own code do: compile_model with no config.
     On a CPU with bf16 units this runs in bf16; NNCF's plain mixed preset gave INT8 IRs that did not
     compile there at all."""
-    core = ov.Core()
+    core = shared_core()
     for name in ("model.xml", "model_int8.xml"):
         compiled = core.compile_model(str(exported[arch]["dir"] / name), "CPU")
         shape = list(compiled.inputs[0].shape)
@@ -106,9 +108,9 @@ def test_eval_of_an_ir_without_its_metadata_names_the_file(exported, synthetic_d
 def test_a_hint_the_cpu_lacks_is_one_line_and_exit_2(
     exported, synthetic_dataset, tmp_path, capsys, monkeypatch
 ):
-    import action_rec.export.runtime as runtime
+    import action_rec.runtime.compile as compiling
 
-    monkeypatch.setattr(runtime, "available_hints", lambda *a, **k: ["default", "f32"])
+    monkeypatch.setattr(compiling, "available_hints", lambda *a, **k: ["default", "f32"])
     argv = ["--load-weights", str(exported[ARCHS[0]]["dir"] / "model.xml"), "--precision-hint", "bf16",
             "--test-ann-files", "val.txt", "--test-data-roots", str(synthetic_dataset),
             "--save-metrics-to", str(tmp_path / "m.yaml"), "--no-progress"]  # fmt: skip

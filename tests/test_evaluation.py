@@ -174,3 +174,29 @@ def test_checkpoint_settings_beat_the_template_flag_and_the_file_is_read_once(
     assert "4x32x32" in out and "8x64x64" not in out
     assert "input.clip_len 4, not 8" in out and "using the model/input/loss settings" in out
     assert [str(c) for c in calls] == [str(weights)]
+
+
+def test_without_load_weights_the_best_epoch_is_evaluated(data, trained, tmp_path, capsys):
+    """eval.py of a work dir takes outputs/best.pth, else outputs/latest.pth, else says what is missing."""
+    import shutil
+
+    work = tmp_path / "work"
+    (work / "outputs").mkdir(parents=True)
+    shutil.copy(S3D, work / "template.yaml")
+    argv = ["--test-ann-files", "val.txt", "--test-data-roots", str(data), "--device", "cpu", "--workers", "0",
+            "--no-progress", "--save-metrics-to", str(tmp_path / "m.yaml")]  # fmt: skip
+    assert cli.main(argv, template_path=work / "template.yaml") == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        len(err.splitlines()) == 1
+        and "neither best.pth nor latest.pth" in err
+        and str(work / "outputs") in err
+    )
+
+    shutil.copy(trained[0], work / "outputs" / "latest.pth")
+    assert cli.main(argv, template_path=work / "template.yaml") == 0
+    assert f"Evaluating {work / 'outputs' / 'latest.pth'}" in capsys.readouterr().out
+
+    shutil.copy(trained[0], work / "outputs" / "best.pth")
+    assert cli.main(argv, template_path=work / "template.yaml") == 0
+    assert f"Evaluating {work / 'outputs' / 'best.pth'}" in capsys.readouterr().out

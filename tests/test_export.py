@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from action_rec.export.cli import main as export_main
-from action_rec.export.runtime import available_hints
 from action_rec.models import build_model
+from action_rec.runtime.compile import available_hints
+from action_rec.runtime.openvino_core import shared_core
 from action_rec.templates import apply_overrides, load_template
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def _compare(xml: Path, checkpoint: Path, arch: str, seed: int = 1) -> tuple[flo
     x = torch.from_numpy(_ir_input(frames, "normalized", mean, std))
     with torch.no_grad():
         expected = model.probabilities(model(x)).numpy()
-    core = ov.Core()
+    core = shared_core()
     compiled = core.compile_model(core.read_model(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     scores = compiled(_ir_input(frames, meta["input"]["format"], mean, std))[0]
     got = torch.softmax(torch.from_numpy(scores) * meta["output"]["softmax_scale"], dim=1).numpy()
@@ -110,7 +111,7 @@ def test_exported_ir_matches_pytorch(tmp_path, checkpoints, arch, fmt, capsys):
         "softmax_scale": 5.0,
         "shape": [1, len(NAMES)],
     }
-    ir = ov.Core().read_model(out / "model.xml")
+    ir = shared_core().read_model(out / "model.xml")
     assert [list(ir.inputs[0].shape), ir.inputs[0].any_name, ir.outputs[0].any_name] == [
         expected_shape,
         "input",
@@ -327,7 +328,7 @@ def test_attention_pooling_rewrite_keeps_the_output(tmp_path, checkpoints):
     assert len(before) == len(after) == 15  # 14 pooling modules and the classifier
     assert sum(k == ("Softmax", "Reshape<-Transpose") for k in after) == 14
     assert not any(k[0] == "Softmax" for k in before)
-    core, x = ov.Core(), np.random.default_rng(0).standard_normal((1, 3, 4, 32, 32)).astype(np.float32)
+    core, x = shared_core(), np.random.default_rng(0).standard_normal((1, 3, 4, 32, 32)).astype(np.float32)
     outputs = [
         core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x)[0] for m in (plain, rewritten)
     ]
@@ -383,7 +384,7 @@ def test_per_frame_chains_split_along_time_keep_the_output(tmp_path, checkpoints
         if op.get_type_name() == "Convolution" and op.input_value(1).get_shape()[2] > 1
     )
     assert len(_conv_ops(split)) > len(_conv_ops(plain))
-    core, x = ov.Core(), np.random.default_rng(0).standard_normal((1, 3, 4, 32, 32)).astype(np.float32)
+    core, x = shared_core(), np.random.default_rng(0).standard_normal((1, 3, 4, 32, 32)).astype(np.float32)
     outputs = [
         core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x)[0] for m in (plain, split)
     ]
@@ -448,3 +449,18 @@ def test_template_flag_wins_and_the_checkpoints_settings_win_over_it(
         seen["template"]["input"]["clip_len"] == 6
     )  # --set, asked for explicitly, applies last (as in eval.py)
     assert seen["template"]["input"]["size"] == 32
+
+
+def test_export_without_load_weights_names_the_missing_checkpoints(tmp_path, capsys):
+    """export.py of a work dir defaults to outputs/best.pth (else latest.pth); with neither it says so
+    in one line and writes nothing."""
+    import shutil
+
+    template = TEMPLATES / "s3d-rgb-mobilenet-v3" / "template.yaml"
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(template, work / "template.yaml")
+    assert export_main(["--save-model-to", str(tmp_path / "out")], template_path=work / "template.yaml") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "neither best.pth nor latest.pth" in err
+    assert not (tmp_path / "out").exists()

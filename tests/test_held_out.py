@@ -25,6 +25,24 @@ def test_held_out_dataset_relabels_classes_the_quick_start_never_shows(tmp_path)
         make_held_out_dataset(tmp_path / "e", ("rotating_clockwise", "jumping"))
 
 
+def test_selection_clips_are_apart_from_the_held_out_test_clips(tmp_path):
+    """select.txt (for choosing the best epoch) holds other clips than val.txt, and asking for it leaves
+    the train and val clips as they were."""
+    plain = make_held_out_dataset(tmp_path / "p", train_per_class=1, val_per_class=2, frames=4, size=24)
+    out = make_held_out_dataset(
+        tmp_path / "s", train_per_class=1, val_per_class=2, frames=4, size=24, select_per_class=2
+    )
+    assert not (plain / "select.txt").exists()
+    assert len((out / "select.txt").read_text().splitlines()) == 2 * len(HELD_OUT)
+    for split in ("train", "val"):
+        assert (out / f"{split}.txt").read_text() == (plain / f"{split}.txt").read_text()
+        for frame in (plain / "rawframes" / split).rglob("*.jpg"):
+            assert frame.read_bytes() == (out / frame.relative_to(plain)).read_bytes()
+    select = {frame.read_bytes() for frame in (out / "rawframes" / "select").rglob("00002.jpg")}
+    val = {frame.read_bytes() for frame in (out / "rawframes" / "val").rglob("00002.jpg")}
+    assert len(select) == 2 * len(HELD_OUT) and not select & val
+
+
 def _template():
     from pathlib import Path
 

@@ -15,13 +15,21 @@ from tiny_model import TEMPLATE, decode, tiny_template
 from action_rec.data.synthetic import CLASSES
 from action_rec.data.transforms import preprocess_clip
 from action_rec.evaluation.timeline import timeline_metrics
-from action_rec.export.metadata import frames_to_input, metadata_path
-from action_rec.inference import ExportedModel, ModelError, SourceError, recognize_video, timeline_segments
+from action_rec.inference import (
+    ExportedModel,
+    ModelError,
+    Recognizer,
+    SourceError,
+    label_runs,
+    recognize_video,
+)
 from action_rec.inference.demo import LiveDemo
-from action_rec.inference.preprocess import FramePreprocessor
+from action_rec.inference.overlay import draw_overlay
 from action_rec.inference.stream import open_source
 from action_rec.inference.synthetic_video import truth_segments, windows_inside_segments
-from action_rec.inference.window import ClipWindow, ScoreAverager
+from action_rec.runtime.frames import FramePreprocessor, frames_to_input
+from action_rec.runtime.metadata import metadata_path
+from action_rec.runtime.window import ClipWindow, ScoreAverager
 from action_rec.templates import apply_overrides, load_template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +66,49 @@ def test_score_averager_means_the_last_windows():
     np.testing.assert_allclose(avg(np.array([0.0, 1.0])), [0.0, 1.0])
 
 
+class ScriptedModel:
+    """Stands in for ExportedModel: clip k gets the k-th class probabilities of `plan`."""
+
+    def __init__(self, plan: list[np.ndarray], class_names: list[str]) -> None:
+        self.plan, self.latencies_ms = iter(plan), [0.0]
+        inp = {"format": "bgr8", "size": 4, "resize_short": 4, "clip_len": 2, "frame_interval": 1}
+        self.meta = {"class_names": class_names, "input": {**inp, "mean": [0] * 3, "std": [1] * 3}}
+
+    class_names = property(lambda self: self.meta["class_names"])
+    input = property(lambda self: self.meta["input"])
+
+    def frame_step(self, source_fps: float | None) -> float:
+        return 1.0
+
+    def probabilities(self, clip: np.ndarray) -> np.ndarray:
+        return next(self.plan)
+
+
+def test_log_overlay_and_timeline_show_one_decision():
+    """Each window is decided once (no-action rule, threshold, hysteresis): the per-window log says it,
+    the overlay highlights it, and the timeline's segments are made of it, also where hysteresis keeps
+    an action that is no longer the top class."""
+    a, close, b = np.array([0.9, 0.1]), np.array([0.47, 0.53]), np.array([0.1, 0.9])
+    model = ScriptedModel([a] * 5 + [close] * 5 + [b] * 5, ["a", "b"])
+    recognizer = Recognizer(model, 10.0, stride=1, average=1, threshold=0.5, hysteresis=0.1)
+    timeline = recognizer.timeline(min_segment_s=0.0)
+    entries = []
+    for index in range(16):  # windows of 2 frames end at frames 1 to 15
+        prediction = recognizer.process(index, np.zeros((4, 4, 3), np.uint8))
+        if prediction is not None:
+            entries.append(prediction.to_json(model.class_names, top_k=2))
+            prediction.add_to(timeline)
+    timeline.finish()
+    assert [e["label"] for e in entries] == ["a"] * 10 + ["b"] * 5  # b on top, a kept, then b clearly
+    kept = entries[5]
+    assert kept["top_k"][0][0] == "b" and kept["score"] == pytest.approx(0.47) and not kept["no_action"]
+    assert [s["label"] for s in timeline.segments] == [r["label"] for r in label_runs(entries)] == ["a", "b"]
+    assert timeline.segments[0]["end_s"] == pytest.approx(entries[10]["centre_s"] - 0.05)  # where b began
+    canvas = draw_overlay(np.zeros((480, 640, 3), np.uint8), kept, 0.0, 0.0)
+    rows = [tuple(int(c) for c in canvas[30 * k + 20, 7]) for k in range(2)]  # the score bars: b, then a
+    assert rows == [(90, 90, 90), (60, 140, 60)]  # a, the decision, is the highlighted one
+
+
 @pytest.mark.parametrize("fmt", ["rgb255", "normalized", "bgr8"])
 def test_frame_preprocessing_matches_the_evaluation_pipeline(fmt):
     """Frame by frame, in any input format, the recognizer feeds the IR what the validation pipeline
@@ -90,7 +141,7 @@ def test_timeline_matches_the_truth_on_the_synthetic_video(trained):
     ]
     assert not wrong, f"windows labelled wrongly (end frame, predicted, truth): {wrong}"
     # The timeline's long runs (windows straddling two segments may say anything) name the segments.
-    assert [s["label"] for s in timeline_segments(entries) if s["windows"] >= 4] == [
+    assert [s["label"] for s in label_runs(entries) if s["windows"] >= 4] == [
         s["name"] for s in trained["truth"]
     ]
 
@@ -106,7 +157,7 @@ def test_segment_timeline_matches_the_truth(trained):
     assert [s["label"] for s in segments] == [s["label"] for s in truth]
     metrics = timeline_metrics(read_segments_list(segments), truth)
     assert metrics["frame_accuracy"] >= 90.0 and metrics["f1@0.50"] == 1.0 and metrics["edit"] == 100.0
-    assert all(e["label"] == e["top_k"][0][0] for e in entries)  # no no-action rule in this model
+    assert not any(e["no_action"] for e in entries)  # no no-action rule in this model
 
 
 def read_segments_list(segments: list[dict]) -> list[dict]:

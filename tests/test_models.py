@@ -16,6 +16,7 @@ from action_rec.evaluation.complexity import count_complexity
 from action_rec.models import build_model
 from action_rec.models.attention import GlobalContextPooling
 from action_rec.models.blocks import SqueezeExcitation3d
+from action_rec.runtime.openvino_core import shared_core
 from action_rec.templates import load_template
 
 torch.set_num_threads(1)
@@ -336,8 +337,7 @@ def test_onnx_export_fixed_shape_matches_pytorch(name, dynamo, tmp_path):
     onnx.checker.check_model(graph)
     dims = [d.dim_value for d in graph.graph.output[0].type.tensor_type.shape.dim]
     assert dims == [1, 5]
-    ov = pytest.importorskip("openvino")
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    compiled = shared_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     with torch.no_grad():
         expected = model(x).numpy()
     got = compiled(x.numpy())[0]

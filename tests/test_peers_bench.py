@@ -37,11 +37,9 @@ def test_conv_category(weight, group, expected):
 
 def test_profile_counts_the_same_flops_as_fvcore(tmp_path):
     """The per-node GFLOPs read from the compiled graph add up to the model's fvcore count."""
-    import openvino as ov
-
     from action_rec.evaluation.complexity import count_complexity
     from action_rec.export.onnx_export import export_onnx
-    from action_rec.export.openvino_ir import compile_ir, convert_onnx
+    from action_rec.export.openvino_ir import convert_onnx
 
     model = nn.Sequential(
         nn.Conv3d(3, 8, (1, 3, 3), padding=(0, 1, 1)),
@@ -52,9 +50,7 @@ def test_profile_counts_the_same_flops_as_fvcore(tmp_path):
     ).eval()
     shape = (1, 3, 4, 16, 16)
     model_ir = convert_onnx(export_onnx(model, tmp_path / "m.onnx", shape))
-    core = ov.Core()
-    core.set_property("CPU", {"PERF_COUNT": True})
-    compiled = compile_ir(model_ir, threads=1, core=core)
+    compiled = harness.compile_under_hint(model_ir, "f32", threads=1, profile=True)
     layers = layer_profile.profile_layers(compiled, np.zeros(shape, np.float32), runs=2)
     categories = {layer.category for layer in layers if layer.gflops}
     assert {

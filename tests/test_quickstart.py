@@ -76,6 +76,11 @@ def test_finetune_quickstart_pretrains_fine_tunes_part_of_the_network_and_evalua
     values = {e["key"]: e["value"] for e in yaml.safe_load((work / "metrics.yaml").read_text())["metrics"]}
     assert 0 <= values["top1_accuracy"] <= 100
     assert "held-out top-1" in done.stdout and "on 200 clips (chance 25 %)" in done.stdout  # 4 x 50
+    # The best epoch is chosen on select.txt and evaluated on the held-out clips beside the last one.
+    assert (tmp_path / "finetune" / "held_out" / "select.txt").is_file()
+    assert "--val-ann-files select.txt" in done.stdout and "with the best epoch (" in done.stdout
+    assert f"Evaluating {work / 'outputs' / 'best.pth'}" in done.stdout
+    assert (work / "metrics_last_epoch.yaml").is_file()
     assert (tmp_path / "finetune" / "held_out" / "label_map.txt").read_text().split() == list(HELD_OUT)
     # --pretrained: fine-tune given weights (the quick start's best.pth) instead of pre-training.
     weights = work / "pretrained" / "latest.pth"

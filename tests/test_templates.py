@@ -116,3 +116,17 @@ def test_instantiate_rejects_broken_template_with_exit_2(tmp_path):
     assert len(lines) == 1
     assert str(path) in lines[0] and "training.epochs" in lines[0]
     assert not (tmp_path / "wd").exists()
+
+
+def test_a_template_written_before_an_added_key_gets_its_default(tmp_path):
+    """Work dirs and checkpoints keep their template.yaml: one without training.bn_statistics (added
+    later) still loads, with the value ADDED_KEYS gives; a wrong value is still refused."""
+    from action_rec.templates import ADDED_KEYS
+
+    text = S3D.read_text(encoding="utf-8")
+    older = tmp_path / "template.yaml"
+    older.write_text("".join(line for line in text.splitlines(True) if "bn_statistics:" not in line))
+    assert "bn_statistics" not in older.read_text()
+    assert load_template(older)["training"]["bn_statistics"] == ADDED_KEYS["training.bn_statistics"] == "auto"
+    with pytest.raises(TemplateError, match="'training.bn_statistics' must be one of auto, update, keep"):
+        apply_overrides(load_template(older), ["training.bn_statistics=freeze"])

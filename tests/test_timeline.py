@@ -19,14 +19,10 @@ from action_rec.evaluation.timeline import (
     segmental_f1,
     timeline_metrics,
 )
-from action_rec.export.no_action import (
-    NO_ACTION_NAMES,
-    calibrate_threshold,
-    no_action_classes,
-    no_action_metadata,
-)
+from action_rec.export.no_action import calibrate_threshold, no_action_metadata
 from action_rec.inference.stream import ReconnectingSource, SourceError, TimedFrame
-from action_rec.inference.timeline import ActionRule, TimelineBuilder
+from action_rec.runtime.labels import NO_ACTION_NAMES, ActionRule, no_action_classes
+from action_rec.runtime.segments import TimelineBuilder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -159,10 +155,31 @@ def test_action_rule():
     assert ActionRule.from_metadata({"class_names": ["a", "b"]}).label(np.array([0.51, 0.49])) == 0
 
 
+def test_action_rule_hysteresis_keeps_the_previous_action():
+    rule = ActionRule(["a", "b", "background"], threshold=0.5, hysteresis=0.1)
+    close = np.array([0.45, 0.5, 0.05])  # b on top, a 0.05 behind
+    assert rule.label(close) == 1 and rule.label(close, current=1) == 1
+    assert rule.label(close, current=0) == 0  # a within 0.1 of the top and above 0.5 - 0.1: a stays
+    assert rule.label(np.array([0.3, 0.65, 0.05]), current=0) == 1  # b clearly ahead
+    assert rule.label(np.array([0.38, 0.4, 0.22]), current=0) is None  # a below 0.4, b below 0.5
+    assert rule.label(np.array([0.05, 0.05, 0.9]), current=0) is None  # background clearly ahead
+    assert ActionRule(["a", "b"], threshold=0.5).label(close[:2] / close[:2].sum(), current=0) == 1
+
+
+def _decide(rule: ActionRule, plan: list[np.ndarray]) -> list[tuple[int | None, float]]:
+    """Each window's (label, score) as the recognizer decides it: the rule, given the previous label."""
+    out, current = [], None
+    for probs in plan:
+        current = rule.label(probs, current)
+        out.append((current, float(probs[current]) if current is not None else 0.0))
+    return out
+
+
 # ---------------------------------------------------------------------------------- smoothing
 def test_builder_smooths_windows_into_segments():
     names = ["a", "b", "background"]
-    builder = TimelineBuilder(ActionRule(names, threshold=0.5), min_segment_s=0.5, hysteresis=0.1)
+    rule = ActionRule(names, threshold=0.5, hysteresis=0.1)
+    builder = TimelineBuilder(rule, min_segment_s=0.5)
     A, B, BG = np.array([0.9, 0.05, 0.05]), np.array([0.05, 0.9, 0.05]), np.array([0.05, 0.05, 0.9])
     close = np.array([0.5, 0.45, 0.05])  # a on top, b close behind
     unsure = np.array([0.35, 0.33, 0.32])  # nothing reaches the threshold
@@ -176,14 +193,14 @@ def test_builder_smooths_windows_into_segments():
         + [unsure] * 6  # 5.0-5.6 below the threshold (and b below threshold - hysteresis): no action
     )
     closed = []
-    for k, probs in enumerate(plan):
-        closed += builder.add(k / 10, (k + 1) / 10, probs)
+    for k, (label, score) in enumerate(_decide(rule, plan)):
+        closed += builder.add(k / 10, (k + 1) / 10, label, score)
     for k in range(70, 80):  # 7.0-8.0 a, after a hole of 14 strides in time: a new segment
-        closed += builder.add(k / 10, (k + 1) / 10, A)
+        closed += builder.add(k / 10, (k + 1) / 10, 0, 0.9)
     for k in [*range(80, 85), *range(87, 90)]:  # 8.0-9.0 a; 2 windows skipped (a slow CPU): bridged
-        closed += builder.add(k / 10, (k + 1) / 10, A)
+        closed += builder.add(k / 10, (k + 1) / 10, 0, 0.9)
     for k in range(90, 100):  # 9.0-10.0 a again, but after a drop the source reported: a new segment
-        closed += builder.add(k / 10, (k + 1) / 10, A, after_gap=k == 90)
+        closed += builder.add(k / 10, (k + 1) / 10, 0, 0.9, after_gap=k == 90)
     closed += builder.finish()
     got = [(s["start_s"], s["end_s"], s["label"]) for s in builder.segments]
     assert got == [(0.0, 2.0, "a"), (3.0, 5.0, "b"), (7.0, 9.0, "a"), (9.0, 10.0, "a")]
@@ -193,9 +210,9 @@ def test_builder_smooths_windows_into_segments():
 
 
 def test_builder_without_smoothing_follows_every_window():
-    builder = TimelineBuilder(ActionRule(["a", "b"]), min_segment_s=0.0, hysteresis=0.0)
+    builder = TimelineBuilder(ActionRule(["a", "b"]), min_segment_s=0.0)
     for k, label in enumerate([0, 0, 1, 0]):
-        builder.add(k, k + 1, np.eye(2)[label])
+        builder.add(k, k + 1, label, 1.0)
     builder.finish()
     assert [(s["start_s"], s["end_s"], s["label"]) for s in builder.segments] == [
         (0, 2, "a"),

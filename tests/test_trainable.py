@@ -149,3 +149,49 @@ def test_class_weighted_losses():
     template["loss"]["type"] = "cross_entropy"
     loss, _ = Criterion(template, weights)(cos, labels, epoch=45.0)  # scale 5 after 40 epochs
     assert loss.item() == pytest.approx(F.cross_entropy(5.0 * cos, labels, weight=weights).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize(("setting", "trained_layers_update"), [("auto", False), ("update", True)])
+def test_fine_tuning_in_small_batches_keeps_the_loaded_bn_statistics(
+    tmp_path, setting, trained_layers_update
+):
+    """Fine-tuning the last block in batches of 2: with training.bn_statistics auto no BatchNorm's
+    running statistics move (precise BN included), while the block's weights train; `update` moves
+    those of the trained layers and never those of the frozen prefix."""
+    from action_rec.data import make_synthetic_dataset
+    from action_rec.models.checkpoint import read_checkpoint
+    from action_rec.training import cli
+
+    data = make_synthetic_dataset(
+        tmp_path / "d", num_classes=2, train_per_class=3, val_per_class=1, frames=8, size=40
+    )
+    tiny = ["input.clip_len=4", "input.size=32", "input.resize_short=36", "training.trainable=blocks:1",
+            "training.head_only_epochs=0", f"training.bn_statistics={setting}"]  # fmt: skip
+    torch.manual_seed(1)
+    pretrained = build_model(apply_overrides(load_template(S3D), tiny), num_classes=2)
+    with torch.no_grad():  # statistics of some earlier data set, unlike a fresh model's 0 and 1
+        for layer in pretrained.modules():
+            if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+                layer.running_mean.uniform_(-0.5, 0.5)
+                layer.running_var.uniform_(0.5, 2.0)
+    torch.save({"state_dict": pretrained.state_dict()}, tmp_path / "pretrained.pth")
+    argv = [
+        "--template", str(S3D), "--train-ann-files", "train.txt", "--train-data-roots", str(data),
+        "--load-weights", str(tmp_path / "pretrained.pth"), "--save-checkpoints-to", str(tmp_path / "out"),
+        "--epochs", "1", "--batch-size", "2", "--base-learning-rate", "0.05", "--device", "cpu",
+        "--workers", "0", "--no-progress", "--precise-bn", "4", "--set", *tiny,
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    loaded = pretrained.state_dict()
+    tuned = read_checkpoint(tmp_path / "out" / "latest.pth").raw["state_dict"]
+    statistics = [key for key in loaded if key.endswith(("running_mean", "running_var"))]
+    frozen = [
+        key for key in statistics if key.startswith("backbone.features.") and int(key.split(".")[2]) < 15
+    ]
+    trained = [key for key in statistics if key not in frozen]
+    assert frozen and trained
+    assert all(torch.equal(loaded[key], tuned[key]) for key in frozen)
+    moved = [key for key in trained if not torch.equal(loaded[key], tuned[key])]
+    assert (moved == trained) if trained_layers_update else not moved
+    weight = "backbone.features.15.conv.0.weight"
+    assert not torch.equal(loaded[weight], tuned[weight])  # the block did train

@@ -25,13 +25,11 @@ from action_rec.data.transforms import (
     normalize_clip,
     preprocess_clip,
     random_resized_crop_box,
-    resize_frame,
-    resize_interpolation,
     sample_photometric,
-    short_side_size,
     warp_frames,
 )
 from action_rec.errors import UserError
+from action_rec.runtime.frames import resize_frame, resize_interpolation, short_side_size
 
 MEAN = np.array([123.675, 116.28, 103.53])
 STD = np.array([58.395, 57.12, 57.375])

@@ -80,6 +80,7 @@ FINETUNE_PRETRAIN = {"train_per_class": 300, "val_per_class": 20, "epochs": 6, "
                      "base_learning_rate": 0.001}  # fmt: skip
 PRETRAIN_SETTINGS = QUICK_SETTINGS
 FINETUNE_VAL_PER_CLASS = 50  # held-out validation clips per class (4 classes: 1 clip = 0.5 points)
+FINETUNE_SELECT_PER_CLASS = 10  # other clips per class that choose the best epoch (select.txt)
 
 
 def pretrain_settings(epochs: int = FINETUNE_PRETRAIN["epochs"]) -> list[str]:
@@ -276,6 +277,7 @@ def quickstart(model: str, data_dir: Path, args: argparse.Namespace) -> dict:
 def finetune_quickstart(args: argparse.Namespace) -> int:
     """The transfer task end to end (see the module docstring); prints each command and the figures."""
     from action_rec.data.synthetic import HELD_OUT, make_held_out_dataset
+    from action_rec.training.logs import METRICS, read_metrics
 
     start = time.monotonic()
     root = args.out_dir / "finetune"
@@ -286,14 +288,16 @@ def finetune_quickstart(args: argparse.Namespace) -> int:
         run([sys.executable, str(ROOT / "tools/make_synthetic_dataset.py"), str(motion), "--num-classes", "6",
              "--train-per-class", str(pre["train_per_class"]), "--val-per-class", str(pre["val_per_class"]),
              "--frames", str(DATA["frames"]), "--size", str(DATA["size"]), "--workers", "2", "--background"])  # fmt: skip
-    if not (held_out / "train.txt").is_file():
+    if not (held_out / "select.txt").is_file():
         call = (f"make_held_out_dataset('{held_out}', train_per_class={args.finetune_clips}, "
-                f"val_per_class={FINETUNE_VAL_PER_CLASS}, seed={args.seed})")  # fmt: skip
+                f"val_per_class={FINETUNE_VAL_PER_CLASS}, select_per_class={FINETUNE_SELECT_PER_CLASS}, "
+                f"seed={args.seed})")  # fmt: skip
         print(f'\n$ python -c "from action_rec.data.synthetic import make_held_out_dataset; {call}"')
         make_held_out_dataset(
             held_out,
             train_per_class=args.finetune_clips,
             val_per_class=FINETUNE_VAL_PER_CLASS,
+            select_per_class=FINETUNE_SELECT_PER_CLASS,
             seed=args.seed,
         )
     work_dir = root / TEMPLATES["s3d"].parent.name
@@ -321,14 +325,23 @@ def finetune_quickstart(args: argparse.Namespace) -> int:
     tuned = work_dir / "outputs"
     seconds = run([sys.executable, str(work_dir / "train.py"), "--load-weights", str(weights),
                    "--train-ann-files", "train.txt", "--train-data-roots", str(held_out),
-                   "--val-ann-files", "val.txt", "--val-data-roots", str(held_out), "--save-checkpoints-to", str(tuned),
+                   "--val-ann-files", "select.txt", "--val-data-roots", str(held_out), "--save-checkpoints-to", str(tuned),
                    *common, "--set", *finetune_settings(args.finetune_mode, args.finetune_clips), *args.set])  # fmt: skip
-    metrics_path = work_dir / "metrics.yaml"
-    print("\n3. Evaluate the last epoch's weights on the held-out validation clips")
-    run([sys.executable, str(work_dir / "eval.py"), "--load-weights", str(tuned / "latest.pth"),
-         "--test-ann-files", "val.txt", "--test-data-roots", str(held_out), "--save-metrics-to", str(metrics_path),
-         "--device", args.device, "--workers", str(args.workers)])  # fmt: skip
+    metrics_path, last_path = work_dir / "metrics.yaml", work_dir / "metrics_last_epoch.yaml"
+    print(
+        "\n3. Evaluate on the held-out clips the best epoch's weights (outputs/best.pth, chosen on select.txt; "
+        "eval.py's default), and the last epoch's"
+    )
+    evaluate = [sys.executable, str(work_dir / "eval.py"), "--test-ann-files", "val.txt",
+                "--test-data-roots", str(held_out), "--device", args.device, "--workers", str(args.workers)]  # fmt: skip
+    run([*evaluate, "--save-metrics-to", str(metrics_path)])
+    run([*evaluate, "--load-weights", str(tuned / "latest.pth"), "--save-metrics-to", str(last_path)])
     metrics = {m["key"]: m["value"] for m in yaml.safe_load(metrics_path.read_text())["metrics"]}
+    last = {m["key"]: m["value"] for m in yaml.safe_load(last_path.read_text())["metrics"]}
+    tuned_result = json.loads((tuned / "result.json").read_text())
+    curve = [
+        r["val_top1"] for r in read_metrics(tuned / METRICS) if r.get("kind") == "epoch" and "val_top1" in r
+    ]
     pretrained_line = (
         f"pre-trained in {pretrain_seconds:.0f} s to {pretrained_top1:.1f} % on the motions and background"
         if pretrain_seconds and pretrained_top1 is not None
@@ -338,8 +351,11 @@ def finetune_quickstart(args: argparse.Namespace) -> int:
         f"\nFine-tuning quick start done in {time.monotonic() - start:.0f} s: {pretrained_line}; "
         f"{args.finetune_mode} on {args.finetune_clips} clips per class, fine-tuned in {seconds:.0f} s; "
         f"held-out top-1 {metrics['top1_accuracy']:.2f} % on {len(HELD_OUT) * FINETUNE_VAL_PER_CLASS} clips "
-        f"(chance {100 / len(HELD_OUT):.0f} %)\n    work dir     {work_dir}\n"
-        f"    evaluation   {metrics_path}\nOther modes and sizes: python -m bench.finetune_transfer"
+        f"(chance {100 / len(HELD_OUT):.0f} %) with the best epoch ({tuned_result['best_epoch']} of "
+        f"{tuned_result['epochs']}), {last['top1_accuracy']:.2f} % with the last\n"
+        f"    select.txt top-1 per epoch  {' '.join(f'{v:.1f}' for v in curve)}\n"
+        f"    work dir     {work_dir}\n    evaluation   {metrics_path}\n"
+        "Other modes and sizes: python -m bench.finetune_transfer"
     )
     return 0
 

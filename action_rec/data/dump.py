@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from action_rec.errors import UserError
-from action_rec.fileio import atomic_write
+from action_rec.fileio import atomic_write, swap_in_directory
 
 from .annotations import AnnotationError, read_video_list
 
@@ -196,13 +196,7 @@ def dump_video(
             **_video_stamp(video),
         }
         (tmp / DONE_MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
-        if frame_dir.exists():  # an older, incomplete or outdated dump
-            old = frame_dir.parent / f"{TMP_PREFIX}{frame_dir.name}.old{os.getpid()}"
-            os.replace(frame_dir, old)
-            os.replace(tmp, frame_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, frame_dir)
+        swap_in_directory(tmp, frame_dir)  # over an older, incomplete or outdated dump
     except VideoError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         return VideoResult(job.rel_dir, "failed", error=str(e))

@@ -15,11 +15,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from action_rec.runtime.frames import center_crop_clip
+
 from .annotations import VideoRecord
 from .crossnorm import clip_mean_std
 from .dataset import load_frames, worker_init_fn
 from .sampling import sample_clip_indices
-from .transforms import center_crop_clip
 
 __all__ = ["clip_statistics", "mean_std_pairs", "MIN_KEPT"]
 

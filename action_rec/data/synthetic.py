@@ -412,10 +412,14 @@ def make_held_out_dataset(
     size: int = 80,
     seed: int = 0,
     fps: float = 30.0,
+    select_per_class: int = 0,
 ) -> Path:
     """A small dataset of the named classes of :data:`CLASSES`, relabelled ``0 .. k-1``, in the same layout
     as `make_synthetic_dataset` (its clips are drawn apart from that dataset's): the transfer task of the
-    fine-tuning benchmark and ``quickstart.py --finetune``."""
+    fine-tuning benchmark and ``quickstart.py --finetune``.
+
+    `select_per_class` > 0 also writes ``select.txt``: other clips, for choosing the best epoch while
+    training, so that ``val.txt`` stays a held-out test set that chose nothing."""
     by_name = {m.name: (i, m) for i, m in enumerate(CLASSES)}
     unknown = [n for n in class_names if n not in by_name]
     if unknown or len(class_names) < 2:
@@ -423,7 +427,10 @@ def make_held_out_dataset(
             f"held-out classes must be 2 or more of {[m.name for m in CLASSES]}, got {class_names}"
         )
     out = Path(out_dir)
-    for split, per_class, stream in (("train", train_per_class, 2), ("val", val_per_class, 3)):
+    splits = [("train", train_per_class, 2), ("val", val_per_class, 3)]
+    if select_per_class > 0:
+        splits.append(("select", select_per_class, 4))
+    for split, per_class, stream in splits:
         lines = []
         for label, name in enumerate(class_names):
             table_id, motion = by_name[name]

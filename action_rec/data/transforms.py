@@ -3,8 +3,8 @@
 Training (``TrainTransform``), frames ``H x W x 3`` uint8 RGB in, ``3 x T x size x size`` float32 out
 (or uint8 with ``normalize=False``, see below):
 
-1. resize the short side to ``input.resize_short`` (`resize_frame`: the one resize rule, shared with
-   evaluation and the live demo);
+1. resize the short side to ``input.resize_short`` (`action_rec.runtime.frames.resize_frame`: the one
+   resize rule, shared with evaluation, the live demo and the deployed script);
 2. random rotation of +-``data.rotation_deg`` degrees with probability 0.5, black border;
 3. crop: ``multi_scale`` (S3D: scales 1, .875, .75, .66, 5 fixed offsets) or ``random_resized`` (X3D:
    area 0.4-1.0, aspect 0.5-1.5); 4. resize the crop to ``size x size``;
@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from action_rec.errors import UserError
+from action_rec.runtime.frames import center_crop_clip, resize_frame, resize_interpolation, short_side_size
 
 from .crossnorm import crossnorm_affine
 from .photometric import (
@@ -55,20 +56,16 @@ __all__ = [
     "TrainTransform",
     "EvalTransform",
     "preprocess_clip",
-    "center_crop_clip",
     "normalize_clip",
     "normalize_batch",
     "affine_planes",
     "split_planes",
-    "short_side_size",
     "multi_scale_crop_box",
     "random_resized_crop_box",
     "geometry_matrix",
     "warp_frames",
     "crop_resize_frames",
     "resize_frames",
-    "resize_frame",
-    "resize_interpolation",
     "photometric_matrix",
     "sample_photometric",
     "apply_photometric",
@@ -78,12 +75,6 @@ __all__ = [
 MULTI_SCALES = (1.0, 0.875, 0.75, 0.66)
 RANDOM_RESIZED_AREA = (0.4, 1.0)
 RANDOM_RESIZED_ASPECT = (0.5, 1.5)
-
-
-def short_side_size(height: int, width: int, short: int) -> tuple[int, int]:
-    """``(height, width)`` with the short side scaled to ``short`` (mmcv's rounding)."""
-    scale = short / min(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
 # ----------------------------------------------------------------------------------------- crops
@@ -201,22 +192,6 @@ def crop_resize_frames(
         if flip:
             cv2.flip(out[i], 1, dst=out[i])
     return out
-
-
-def resize_interpolation(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> int:
-    """The one resize rule of training, evaluation, export checks and the live demo: bilinear (the
-    original's), area averaging when both sides shrink more than 2x (bilinear then skips pixels and
-    aliases: a 1080p camera frame brought to 256 would look unlike the same video's dumped frames)."""
-    shrink = min(src_hw[0] / dst_hw[0], src_hw[1] / dst_hw[1])
-    return cv2.INTER_AREA if shrink > 2 else cv2.INTER_LINEAR
-
-
-def resize_frame(frame: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """``frame`` at ``(height, width)`` by `resize_interpolation`'s rule (unchanged when already there)."""
-    h, w = hw
-    if frame.shape[:2] == (h, w):
-        return frame
-    return cv2.resize(frame, (w, h), interpolation=resize_interpolation(frame.shape[:2], (h, w)))
 
 
 def resize_frames(frames: Sequence[np.ndarray], hw: tuple[int, int]) -> list[np.ndarray]:
@@ -399,27 +374,6 @@ class TrainTransform:
     def __call__(self, frames: Sequence[np.ndarray], rng: np.random.Generator) -> torch.Tensor:
         h, w = frames[0].shape[:2]
         return self.apply(frames, self.sample(h, w, rng))
-
-
-def center_crop_clip(frames: Sequence[np.ndarray], resize_short: int, size: int) -> np.ndarray:
-    """Short-side resize (`resize_frame`: the same rule as training) and centre crop: ``T x size x size x 3`` uint8, black where the
-    resized frame is smaller than the crop."""
-    h, w = frames[0].shape[:2]
-    rh, rw = short_side_size(h, w, resize_short)
-    top, left = (rh - size) // 2, (rw - size) // 2
-    # The part of the crop that lies inside the resized frame.
-    y0, x0 = max(top, 0), max(left, 0)
-    y1, x1 = min(top + size, rh), min(left + size, rw)
-    fits = y0 == top and x0 == left and y1 == top + size and x1 == left + size
-    out = (
-        np.empty((len(frames), size, size, 3), dtype=np.uint8)
-        if fits
-        else np.zeros((len(frames), size, size, 3), np.uint8)
-    )
-    for i, frame in enumerate(frames):
-        frame = resize_frame(frame, (rh, rw))
-        out[i, y0 - top : y1 - top, x0 - left : x1 - left] = frame[y0:y1, x0:x1]
-    return out
 
 
 class EvalTransform:

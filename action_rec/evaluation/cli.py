@@ -1,9 +1,10 @@
 """``eval.py`` of a work dir: accuracy and complexity of a checkpoint, as the original toolkit reported.
 
-    python eval.py --load-weights outputs/latest.pth --test-ann-files val.txt --test-data-roots DATA \\
+    python eval.py --test-ann-files val.txt --test-data-roots DATA [--load-weights outputs/best.pth] \\
         --save-metrics-to metrics.yaml [--device cpu] [--batch-size N] [--workers N] [--set KEY=VALUE ...]
 
-Works with latest.pth, best.pth or a bare published snapshot whose head fits the test set. Writes
+Works with best.pth (the default: the best epoch on validation; latest.pth when there is none),
+latest.pth or a bare published snapshot whose head fits the test set. Writes
 metrics.yaml, confusion_matrix.png and per_class_accuracy.csv. Exit status: 0, 2 bad input, 1 failure.
 """
 
@@ -27,10 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", type=Path, help="template.yaml (default: the work dir's own)")
     p.add_argument(
         "--load-weights",
-        required=True,
-        help="checkpoint (latest.pth, best.pth), published snapshot, or an exported model (model.xml, "
+        help="checkpoint (best.pth, latest.pth), published snapshot, or an exported model (model.xml, "
         "model_int8.xml, model.onnx: evaluated through OpenVINO as deployed, with the preprocessing of its "
-        "model.json)",
+        "model.json); default: the work dir's outputs/best.pth (the best epoch on validation), else "
+        "outputs/latest.pth",
     )
     p.add_argument("--test-ann-files", nargs="+", required=True, metavar="FILE", help="test annotations")
     p.add_argument("--test-data-roots", nargs="+", required=True, metavar="DIR", help="data root(s) of them")
@@ -66,9 +67,12 @@ def _evaluate(args: argparse.Namespace, template_path: str | Path | None) -> int
     from action_rec.evaluation.evaluate import evaluate, write_report
     from action_rec.evaluation.exported import EXPORTED_SUFFIXES, evaluate_exported
     from action_rec.templates import apply_overrides, load_template
-    from action_rec.workdir import script_template
+    from action_rec.workdir import default_out_dir, default_weights, script_template
 
     path = script_template(args.template, template_path, "eval.py")
+    if args.load_weights is None:
+        args.load_weights = str(default_weights(default_out_dir(args.template, template_path), "eval.py"))
+        print(f"Evaluating {args.load_weights}")
     if Path(args.load_weights).suffix.lower() in EXPORTED_SUFFIXES:
         template = load_template(path)
         if args.set:

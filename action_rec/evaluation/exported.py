@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import openvino as ov
 import torch
 from torch.utils.data import SequentialSampler
@@ -21,6 +20,10 @@ from tqdm import tqdm
 
 from action_rec.errors import UserError
 from action_rec.evaluation.metrics import AccuracyMeter
+from action_rec.runtime.compile import HintError, compile_with_hint
+from action_rec.runtime.frames import dataset_clip_to_input
+from action_rec.runtime.metadata import MetadataError, read_metadata
+from action_rec.runtime.model import clip_probabilities
 
 __all__ = ["EXPORTED_SUFFIXES", "ExportedModelError", "evaluate_exported", "template_for_export"]
 
@@ -46,9 +49,6 @@ def template_for_export(template: dict[str, Any], meta: dict[str, Any]) -> dict[
 def _read(path: Path, hint: str) -> tuple[ov.CompiledModel, dict[str, Any]]:
     """Compile `path` with `hint` ("default": no configuration at all) and read its metadata; an ONNX
     file takes normalized input whatever model.json says of the IR."""
-    from action_rec.export.metadata import MetadataError, read_metadata
-    from action_rec.export.runtime import HintError, compile_with_hint
-
     if not path.is_file():
         raise ExportedModelError(f"{path}: no such model file")
     try:
@@ -81,7 +81,6 @@ def evaluate_exported(
     `evaluate` (top1, top5, mean_class, per_class, confusion, class_names, ...) plus `deployment`,
     which says what ran: file, weights precision, input format and the execution precision."""
     from action_rec.data.loading import build_test_set, check_labels, make_loader
-    from action_rec.export.metadata import dataset_clip_to_input, scores_to_probabilities
 
     path = Path(model_path)
     compiled, meta = _read(path, hint)
@@ -108,8 +107,7 @@ def evaluate_exported(
     for clips, labels in tqdm(
         loader, desc=f"evaluating {path.name}", disable=not progress, dynamic_ncols=True
     ):
-        scores = request.infer({0: dataset_clip_to_input(clips[0], meta["input"])})[0]
-        probabilities = scores_to_probabilities(np.asarray(scores), meta["output"]["softmax_scale"])
+        probabilities = clip_probabilities(request, dataset_clip_to_input(clips[0], meta["input"]), meta)
         meter.update(torch.from_numpy(probabilities), labels)
     result = meter.compute()
     weights_file = path.with_suffix(".bin") if path.suffix.lower() == ".xml" else path

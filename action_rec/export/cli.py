@@ -1,6 +1,6 @@
 """``export.py`` of a work dir: checkpoint -> verified OpenVINO IR with its metadata.
 
-    python export.py --load-weights outputs/latest.pth --save-model-to export
+    python export.py --save-model-to export [--load-weights outputs/best.pth (the default; else latest.pth)]
         [--precision FP32|FP16] [--input-format rgb255|normalized|bgr8]
         [--int8 --calib-ann-files val.txt --calib-data-roots DATA [--calib-clips 300]]
         [--class-names label_map.txt] [--set section.key=value ...]
@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--template", type=Path, help="template.yaml (default: the work dir's own)")
     p.add_argument(
-        "--load-weights", required=True, help="checkpoint (outputs/latest.pth) or published snapshot"
+        "--load-weights",
+        help="checkpoint or published snapshot (default: the work dir's outputs/best.pth, the best epoch on "
+        "validation, else outputs/latest.pth)",
     )
     p.add_argument("--save-model-to", required=True, type=Path, help="output directory")
     p.add_argument("--precision", choices=["FP32", "FP16"], default="FP32", help="weights of model.xml")
@@ -91,10 +93,13 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
     from action_rec.data.annotations import read_label_map
     from action_rec.export.pipeline import ExportOptions, export_model
     from action_rec.templates import apply_overrides, load_template
-    from action_rec.workdir import script_template
+    from action_rec.workdir import default_out_dir, default_weights, script_template
 
     try:
         template = load_template(script_template(args.template, template_path, "export.py"))
+        weights = args.load_weights or default_weights(
+            default_out_dir(args.template, template_path), "export.py"
+        )
         if args.set:
             template = apply_overrides(
                 template, args.set
@@ -116,7 +121,8 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
             workers=args.workers,
             progress=not args.no_progress,
         )
-        result = export_model(template, args.load_weights, args.save_model_to, options, overrides=args.set)
+        print(f"Exporting {weights}")
+        result = export_model(template, weights, args.save_model_to, options, overrides=args.set)
     except UserError as exc:  # templates, checkpoints, data, verification: one line, nothing written
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,17 +1,19 @@
 """The deployment package: an export dir's IRs with a standalone recognizer, ready to copy to a device.
 
     <export_dir>/deploy/       model.xml/.bin/.json [model_int8.xml/.bin/.json] recognize.py
-                               requirements.txt README.md
+                               action_rec/runtime/*.py requirements.txt README.md
     <export_dir>/deploy.zip    the same folder, zipped
 
-`recognize.py` (standalone/recognize.py, shipped as it is) needs only openvino, opencv-python and
-numpy: the device needs neither PyTorch nor this toolkit. The folder is built in a temporary directory
-beside its destination and moved in only when complete; the zip is written atomically.
+`recognize.py` (standalone/recognize.py) is a command line over `action_rec.runtime`, the code that runs
+an exported model everywhere in the toolkit; both are shipped byte for byte (with an `action_rec/
+__init__.py` of their own), so the deployed script cannot drift from the demo and eval.py: it resizes,
+samples and decides as they do. They need only openvino, opencv-python and numpy: the device needs
+neither PyTorch nor the rest of this toolkit. The folder is built in a temporary directory beside its
+destination and moved in only when complete; the zip is written atomically.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import zipfile
@@ -20,14 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from action_rec.errors import UserError
-from action_rec.export.metadata import read_metadata
-from action_rec.fileio import atomic_path
+from action_rec.fileio import atomic_path, swap_in_directory
+from action_rec.runtime.metadata import read_metadata
 
-__all__ = ["DeployError", "REQUIREMENTS", "build_deploy_package"]
+__all__ = ["DeployError", "REQUIREMENTS", "runtime_files", "build_deploy_package"]
 
 # What recognize.py imports, with the lower bounds of pyproject.toml (a test keeps them in step).
 REQUIREMENTS = ("openvino>=2024.4", "opencv-python>=4.8", "numpy>=1.26")
 MODELS = ("model", "model_int8")  # model.xml is required, model_int8.xml optional
+# The shipped `action_rec` package holds nothing but the runtime (the toolkit's own __init__ is not needed).
+PACKAGE_INIT = (
+    '"""The runtime of the action_rec toolkit, shipped with an exported model: `action_rec.runtime` (the\n'
+    'toolkit\'s own files, byte for byte) is all there is here; recognize.py imports it."""\n'
+)
 
 
 class DeployError(UserError):
@@ -49,6 +56,16 @@ def _model_files(export_dir: Path) -> list[Path]:
             files.append(path)
         read_metadata(xml)  # a malformed model.json is refused here, not on the device
     return files
+
+
+def runtime_files() -> dict[str, bytes]:
+    """The package's copy of `action_rec/runtime/*.py`: path in the package -> the files' bytes."""
+    folder = resources.files("action_rec.runtime")
+    return {
+        f"action_rec/runtime/{entry.name}": entry.read_bytes()
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".py")
+    }
 
 
 def _readme(meta: dict[str, Any], has_int8: bool) -> str:
@@ -76,7 +93,8 @@ def _readme(meta: dict[str, Any], has_int8: bool) -> str:
     )
     return f"""# {meta.get("model_name", "action model")}: action recognition with OpenVINO
 
-Needs Python 3.9+ and nothing of the training toolkit:
+Needs Python 3.10+ and nothing else of the training toolkit than `action_rec/runtime/` (its code that
+runs an exported model, the same files the toolkit's demo and eval tools use):
 
 ```bash
 python -m venv venv && venv/bin/pip install -r requirements.txt
@@ -86,7 +104,8 @@ venv/bin/python recognize.py --input rtsp://camera/stream                 # a ne
 ```
 
 Options: `--int8` (the INT8 model), `--threshold 0.6` (below this averaged score the window is
-"no action"; 0 never), `--stride 8` (frames between two windows), `--average 3` (windows averaged),
+"no action"; 0 never), `--hysteresis 0.1` (the previous window's action holds while its score is
+this close to the top one), `--stride 8` (frames between two windows), `--average 3` (windows averaged),
 `--hint default|f32|bf16` (CPU execution precision; default is OpenVINO's own, bf16 on CPUs that have
 it), `--device`. q, Esc or Ctrl-C stops a camera or stream. `--json` writes every window (label, score, top-k, latency) and the segments: runs of
 windows with the same label, `start_s`/`end_s` being the times of their first and last windows' ends.
@@ -102,7 +121,7 @@ windows with the same label, `start_s`/`end_s` being the times of their first an
   probabilities = softmax({meta["output"]["softmax_scale"]:g} * output)
 - "no action": {quiet}
 
-{accuracy}Everything `recognize.py` knows about the model is in `model.json`.
+{accuracy}Everything `recognize.py` knows about the model is in `model.json`; keep `action_rec/` beside it.
 
 ## Speed
 
@@ -123,26 +142,25 @@ def build_deploy_package(export_dir: Path, out_dir: Path | None = None) -> Path:
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    old = out_dir.with_name(f".{out_dir.name}.old")
     try:
         for path in files:
             shutil.copy2(path, tmp / path.name)
         (tmp / "recognize.py").write_bytes(script)
         (tmp / "recognize.py").chmod(0o755)
+        (tmp / "action_rec" / "runtime").mkdir(parents=True)
+        (tmp / "action_rec" / "__init__.py").write_text(PACKAGE_INIT, encoding="utf-8")
+        for name, data in runtime_files().items():
+            (tmp / name).write_bytes(data)
         (tmp / "requirements.txt").write_text("\n".join(REQUIREMENTS) + "\n", encoding="utf-8")
         has_int8 = any(p.name == "model_int8.xml" for p in files)
         (tmp / "README.md").write_text(_readme(meta, has_int8), encoding="utf-8")
         tmp.chmod(0o755)
         with atomic_path(out_dir.with_name(f"{out_dir.name}.zip")) as zip_tmp:
             with zipfile.ZipFile(zip_tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-                for path in sorted(tmp.iterdir()):
-                    archive.write(path, f"{out_dir.name}/{path.name}")
+                for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+                    archive.write(path, f"{out_dir.name}/{path.relative_to(tmp).as_posix()}")
             zip_tmp.chmod(0o644)
-        if out_dir.exists():  # replace an earlier package: move it aside, move the new one in
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
+        swap_in_directory(tmp, out_dir)  # an earlier package is replaced whole
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
     return out_dir

@@ -10,8 +10,9 @@ rules work together, and both travel with the exported model in `model.json`:
   share (95 % by default) of the correct predictions, so it removes the unsure guesses while costing at
   most 5 % of the right ones.
 
-Readers (the recognizer, the demo, deploy scripts) take `meta.get("no_action", {})`; `--threshold`
-overrides the stored value (0 disables it).
+Readers (the recognizer, the demo, deploy scripts) apply it with `action_rec.runtime.labels.ActionRule`;
+`--threshold` overrides the stored value (0 disables it). This module is the export side: calibration
+and the block written to model.json.
 """
 
 from __future__ import annotations
@@ -21,14 +22,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NO_ACTION_NAMES", "no_action_classes", "calibrate_threshold", "no_action_metadata"]
+from action_rec.runtime.labels import no_action_classes
 
-NO_ACTION_NAMES = ("no_action", "background")
-
-
-def no_action_classes(class_names: Sequence[str]) -> list[int]:
-    """Indices of the classes that mean "no action" (named `no_action` or `background`, any case)."""
-    return [i for i, name in enumerate(class_names) if name.strip().lower() in NO_ACTION_NAMES]
+__all__ = ["calibrate_threshold", "no_action_metadata"]
 
 
 def calibrate_threshold(

@@ -1,4 +1,5 @@
-"""ONNX -> OpenVINO IR: conversion, input format (PrePostProcessor), FP16 compression, compilation.
+"""ONNX -> OpenVINO IR: conversion, input format (PrePostProcessor), FP16 compression (compiling is
+`action_rec.runtime.compile`'s).
 
 OpenVINO's PrePostProcessor handles 5D inputs: the `bgr8` format declares the tensor as u8 `NDHWC`
 (OpenVINO's name for the time axis is D, "depth") with BGR colour, and the model side as `NCDHW`;
@@ -28,14 +29,13 @@ is converted without it. `python -m bench.export_rewrites --int8` measures every
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 from openvino.preprocess import ColorFormat, PrePostProcessor
 
-from action_rec.export.metadata import INPUT_FORMATS
+from action_rec.runtime.metadata import INPUT_FORMATS
 
 __all__ = [
     "RewriteMismatch",
@@ -44,8 +44,6 @@ __all__ = [
     "split_per_frame_chains",
     "add_input_format",
     "save_ir",
-    "compile_ir",
-    "cpu_config",
 ]
 
 
@@ -270,34 +268,3 @@ def save_ir(model: ov.Model, xml_path: str | Path, fp16: bool = False) -> Path:
     """Write `model.xml` + `model.bin`; `fp16` stores the weights in half precision."""
     ov.save_model(model, str(xml_path), compress_to_fp16=fp16)
     return Path(xml_path)
-
-
-def cpu_config(threads: int = 0, precision: str = "f32", streams: int = 1) -> dict[str, Any]:
-    """CPU plugin settings for one live stream: latency mode, one stream, `threads` (0: all cores).
-
-    `precision` is the execution precision: "f32" by default because the CPU plugin otherwise runs in
-    bf16 on CPUs that have it (and always executes FP16 IRs in f32 or bf16, never f16); the accuracy
-    that export verified is the f32 one.
-    """
-    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": str(streams)}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
-    if precision:
-        config["INFERENCE_PRECISION_HINT"] = precision
-    return config
-
-
-def compile_ir(
-    model: ov.Model | str | Path,
-    device: str = "CPU",
-    *,
-    threads: int = 0,
-    precision: str = "f32",
-    core: ov.Core | None = None,
-) -> ov.CompiledModel:
-    """Compile an IR (path or in-memory model) for low-latency single-clip inference."""
-    core = core or ov.Core()
-    config = cpu_config(threads, precision) if device.upper().startswith("CPU") else {}
-    if not isinstance(model, ov.Model):
-        model = core.read_model(str(model))
-    return core.compile_model(model, device, config)

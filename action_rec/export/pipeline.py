@@ -25,24 +25,16 @@ from tqdm import tqdm
 
 from action_rec.errors import UserError
 from action_rec.export.deploy import build_deploy_package
-from action_rec.export.metadata import (
-    DEFAULT_INPUT_FORMAT,
-    build_metadata,
-    metadata_path,
-    write_metadata,
-)
-from action_rec.export.no_action import calibrate_threshold, no_action_classes, no_action_metadata
+from action_rec.export.metadata import DEFAULT_INPUT_FORMAT, build_metadata, write_metadata
+from action_rec.export.no_action import calibrate_threshold, no_action_metadata
 from action_rec.export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_op_counts
 from action_rec.export.openvino_ir import add_input_format, convert_onnx
-from action_rec.export.runtime import available_hints
 from action_rec.export.variants import Variant, realize_variant
-from action_rec.export.verify import (
-    VerificationError,
-    evaluate_accuracy,
-    moving_pattern_clip,
-    random_clip,
-    tensor_to_frames,
-)
+from action_rec.export.verify import VerificationError, evaluate_accuracy, moving_pattern_clip, random_clip
+from action_rec.runtime.compile import available_hints
+from action_rec.runtime.frames import clip_to_frames
+from action_rec.runtime.labels import no_action_classes
+from action_rec.runtime.metadata import metadata_path
 
 __all__ = [
     "ExportError",
@@ -216,7 +208,7 @@ def export_module(
         meta["no_action"] = no_action_metadata(class_names, None, options.keep_correct, 0)  # until calibrated
         clips = {"random": random_clip(inp["clip_len"], inp["size"], options.seed)}
         if dataset is not None:
-            clips["real"] = tensor_to_frames(dataset[indices[0]][0], inp["mean"], inp["std"])
+            clips["real"] = clip_to_frames(dataset[indices[0]][0], inp["mean"], inp["std"])
         else:
             clips["moving_pattern"] = moving_pattern_clip(inp["clip_len"], inp["size"], options.seed)
 

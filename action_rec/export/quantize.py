@@ -27,6 +27,9 @@ import openvino as ov
 import openvino.opset13 as ops
 import torch
 
+from action_rec.runtime.openvino_core import shared_core
+from action_rec.runtime.signal_stack import use_own_signal_stack
+
 __all__ = ["quantize_int8", "symmetric_depthwise_inputs", "broadcast_eltwise_nodes"]
 
 
@@ -91,6 +94,7 @@ def quantize_int8(
         return np.ascontiguousarray(clip.numpy(), dtype=np.float32)
 
     kept_float = broadcast_eltwise_nodes(model)
+    shared_core()  # NNCF makes and drops Cores of its own: ours first, so theirs nest inside it
     quantized = nncf.quantize(
         model,
         nncf.Dataset(clips, to_input),
@@ -101,5 +105,6 @@ def quantize_int8(
         subset_size=subset_size,
         ignored_scope=nncf.IgnoredScope(names=kept_float, validate=False) if kept_float else None,
     )
+    use_own_signal_stack()  # NNCF's Cores may have left an unmapped one (action_rec.runtime.signal_stack)
     symmetric_depthwise_inputs(quantized)
     return quantized, kept_float

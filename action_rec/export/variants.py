@@ -20,8 +20,9 @@ from torch import nn
 
 from action_rec.errors import UserError
 from action_rec.export.openvino_ir import save_ir
-from action_rec.export.runtime import CompileError, compile_with_hint
 from action_rec.export.verify import compare_on_clips
+from action_rec.runtime.compile import CompileError, compile_with_hint
+from action_rec.runtime.openvino_core import shared_core
 
 __all__ = ["Variant", "VariantCompileError", "realize_variant", "hint_label"]
 
@@ -60,7 +61,7 @@ def realize_variant(
 ) -> Variant:
     """Save `variant` (a measured-only one into a subdirectory), compile the saved file under each of
     `hints` and compare each compiled model with PyTorch on `clips`; fills compiled/diffs/execution."""
-    core = core or ov.Core()
+    core = core or shared_core()
     folder = out_dir if variant.file else out_dir / variant.name.lower()
     folder.mkdir(parents=True, exist_ok=True)
     xml = save_ir(variant.model, folder / (variant.file or "model.xml"), fp16=variant.fp16_weights)

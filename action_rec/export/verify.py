@@ -19,13 +19,13 @@ import torch
 from torch import nn
 
 from action_rec.errors import UserError
-from action_rec.export.metadata import dataset_clip_to_input, frames_to_input, scores_to_probabilities
+from action_rec.runtime.frames import clip_to_frames, dataset_clip_to_input, frames_to_input
+from action_rec.runtime.model import clip_probabilities
 
 __all__ = [
     "VerificationError",
     "random_clip",
     "moving_pattern_clip",
-    "tensor_to_frames",
     "torch_probabilities",
     "ir_probabilities",
     "compare_on_clips",
@@ -58,14 +58,6 @@ def moving_pattern_clip(clip_len: int, size: int, seed: int = 0) -> np.ndarray:
     return frames
 
 
-def tensor_to_frames(clip: torch.Tensor, mean: list[float], std: list[float]) -> np.ndarray:
-    """A normalized `3 x T x H x W` clip (the data pipeline's output) -> uint8 RGB `T x H x W x 3`."""
-    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1)
-    pixels = (clip.float() * s + m).round().clamp(0, 255).to(torch.uint8)
-    return pixels.permute(1, 2, 3, 0).contiguous().numpy()
-
-
 def _normalized(frames: np.ndarray, meta_input: dict[str, Any]) -> torch.Tensor:
     return torch.from_numpy(frames_to_input(frames, {**meta_input, "format": "normalized"}))
 
@@ -78,8 +70,7 @@ def torch_probabilities(model: nn.Module, frames: np.ndarray, meta_input: dict[s
 
 def ir_probabilities(compiled: ov.CompiledModel, frames: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
     """IR class probabilities `1 x C` for uint8 RGB frames, fed in the IR's input format."""
-    scores = compiled(frames_to_input(frames, meta["input"]))[0]
-    return scores_to_probabilities(scores, meta["output"]["softmax_scale"])
+    return clip_probabilities(compiled, frames_to_input(frames, meta["input"]), meta)
 
 
 def compare_on_clips(
@@ -129,8 +120,9 @@ def evaluate_accuracy(
 ) -> AccuracyReport:
     """Top-1 of PyTorch and each IR variant (name -> (compiled, metadata)) on normalized dataset clips.
 
-    Each clip is read once and run through every variant. For the uint8 `bgr8` format the clip is
-    rounded to whole pixel values first and PyTorch sees the same rounded clip.
+    Each clip is read once and run through every variant (`clip_probabilities`, as eval.py runs an IR).
+    For the uint8 `bgr8` format the clip is rounded to whole pixel values first and PyTorch and every
+    variant see the same rounded clip.
     """
     report = AccuracyReport(correct={"pytorch": 0, **{name: 0 for name in variants}})
     report.max_prob_diff = {name: 0.0 for name in variants}
@@ -139,26 +131,16 @@ def evaluate_accuracy(
         clip = clip[0] if clip.dim() == 5 else clip
         label = int(label)
         ref_input = clip[None].float()
-        frames = None
         if any_uint8:
             meta_in = next(iter(variants.values()))[1]["input"]
-            frames = tensor_to_frames(clip, meta_in["mean"], meta_in["std"])
-            ref_input = _normalized(frames, meta_in)
+            ref_input = _normalized(clip_to_frames(clip, meta_in["mean"], meta_in["std"]), meta_in)
         ref = model.probabilities(model(ref_input)).numpy()
         report.clips += 1
         report.correct["pytorch"] += int(ref.argmax() == label)
         for name, (compiled, meta) in variants.items():
-            probs = scores_to_probabilities(
-                compiled(_ir_input(ref_input, frames, meta))[0], meta["output"]["softmax_scale"]
-            )
+            probs = clip_probabilities(compiled, dataset_clip_to_input(ref_input, meta["input"]), meta)
             report.correct[name] += int(probs.argmax() == label)
             report.top_probability.setdefault(name, []).append(float(probs.max()))
             report.hits.setdefault(name, []).append(bool(probs.argmax() == label))
             report.max_prob_diff[name] = max(report.max_prob_diff[name], float(np.abs(probs - ref).max()))
     return report
-
-
-def _ir_input(normalized: torch.Tensor, frames: np.ndarray | None, meta: dict[str, Any]) -> np.ndarray:
-    if meta["input"]["format"] == "bgr8":
-        return frames_to_input(frames, meta["input"])
-    return dataset_clip_to_input(normalized, meta["input"])

@@ -1,8 +1,7 @@
-"""Inference: the exported model with its metadata, the sliding-window recognizer, the action timeline,
-the live demo."""
+"""Inference: video sources, the live demo, `recognize_video` over a file, the benchmark; the exported
+model, the sliding-window recognizer and the timeline come from `action_rec.runtime` (re-exported)."""
 
-from action_rec.inference.model import ExportedModel, ModelError
-from action_rec.inference.recognizer import Recognizer, format_timeline, recognize_video, timeline_segments
+from action_rec.inference.recognizer import format_timeline, recognize_video
 from action_rec.inference.stream import ReconnectingSource, SourceError, TimedFrame, open_source
 from action_rec.inference.synthetic_video import (
     format_truth,
@@ -11,7 +10,10 @@ from action_rec.inference.synthetic_video import (
     truth_segments,
     windows_inside_segments,
 )
-from action_rec.inference.timeline import NO_ACTION, ActionRule, TimelineBuilder
+from action_rec.runtime.labels import NO_ACTION, ActionRule
+from action_rec.runtime.model import ExportedModel, ModelError
+from action_rec.runtime.recognizer import Recognizer
+from action_rec.runtime.segments import TimelineBuilder, label_runs
 
 __all__ = [
     "NO_ACTION",
@@ -24,12 +26,12 @@ __all__ = [
     "SourceError",
     "TimedFrame",
     "format_timeline",
+    "label_runs",
     "format_truth",
     "make_synthetic_video",
     "open_source",
     "recognize_video",
     "timeline_agreement",
-    "timeline_segments",
     "truth_segments",
     "windows_inside_segments",
 ]

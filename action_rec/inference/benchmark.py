@@ -39,18 +39,17 @@ import openvino as ov
 from tqdm import tqdm
 
 from action_rec.errors import UserError, run_cli
-from action_rec.export import runtime
 from action_rec.fileio import atomic_path, atomic_write
-from action_rec.inference.demo import draw_overlay
-from action_rec.inference.model import ExportedModel
-from action_rec.inference.recognizer import Recognizer
+from action_rec.inference.overlay import draw_overlay
 from action_rec.inference.stream import open_source
+from action_rec.runtime.compile import HINTS, CompileError, compile_with_hint, cpu_capabilities, hints_for
+from action_rec.runtime.model import ExportedModel
+from action_rec.runtime.openvino_core import shared_core
+from action_rec.runtime.recognizer import Recognizer
 
 __all__ = [
     "BenchmarkError",
     "Cell",
-    "HINTS",
-    "available_hints",
     "check_hints",
     "benchmark_ir",
     "command_line",
@@ -59,7 +58,6 @@ __all__ = [
     "main",
 ]
 
-HINTS = ("default", "f32", "bf16")
 VARIANTS = {"FP32": "model.xml", "INT8": "model_int8.xml"}
 _REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
 DEFAULT_VIDEOS = (_REAL / "debian-opencv-doc" / "vtest.avi", _REAL / "mmaction2" / "demo.mp4")
@@ -81,33 +79,21 @@ class Cell:
     error: str | None = None
 
 
-def cpu_capabilities(core: ov.Core) -> list[str]:
-    """What the CPU plugin can execute here: "FP32", "BF16", "INT8", ..."""
-    return list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-
-
-def available_hints(capabilities: list[str]) -> list[str]:
-    """The hints worth measuring on a CPU with these capabilities."""
-    return [h for h in HINTS if h != "bf16" or "BF16" in capabilities]
-
-
 def check_hints(hints: list[str], capabilities: list[str], cpu_name: str) -> None:
     """Refuse, in one line, a hint this CPU cannot execute."""
     for hint in hints:
         if hint not in HINTS:
             raise BenchmarkError(f"unknown hint '{hint}', expected one of {', '.join(HINTS)}")
-        if hint not in available_hints(capabilities):
+        if hint not in hints_for(capabilities):
             raise BenchmarkError(
                 f"--hints {hint}: {cpu_name} cannot execute it (its capabilities: {', '.join(capabilities)})"
             )
 
 
-def hint_config(hint: str, threads: int = 0) -> dict[str, Any]:
-    """OpenVINO settings of a hint (`action_rec.export.runtime`'s), plus the thread count if given."""
-    config = runtime.hint_config(hint)
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
-    return config
+def threads_config(threads: int = 0) -> dict[str, Any]:
+    """The thread count, if given: the only setting the benchmark adds to a hint's (OpenVINO's
+    defaults otherwise, as a plain client compiles)."""
+    return {"INFERENCE_NUM_THREADS": int(threads)} if threads else {}
 
 
 def latency_summary(times_ms: Sequence[float]) -> dict[str, float]:
@@ -164,11 +150,6 @@ def command_line(program: Sequence[str], argv: Sequence[str] | None) -> str:
     return shlex.join([python, *program, *map(str, args)])
 
 
-def _compile_error(exc: RuntimeError) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "does not compile: " + (lines[-1] if lines else type(exc).__name__)[:200]
-
-
 def window_latency(model: ExportedModel, runs: int, warmup: int = 3) -> dict[str, float]:
     """Median, p90 and fastest of one inference on a clip of the model's input, after `warmup` runs
     (on a busy machine the fastest run is the steadiest figure)."""
@@ -222,9 +203,8 @@ def throughput(
     xml: Path, hint: str, threads: int, requests: int, seconds: float, device: str
 ) -> dict[str, float]:
     """Clips per second with `requests` inferences in flight (0: OpenVINO's optimal number)."""
-    core = ov.Core()
-    config = {"PERFORMANCE_HINT": "THROUGHPUT", **hint_config(hint, threads)}
-    compiled = core.compile_model(core.read_model(str(xml)), device, config)
+    config = {"PERFORMANCE_HINT": "THROUGHPUT", **threads_config(threads)}
+    compiled = compile_with_hint(xml, hint, device, extra_config=config)
     count = requests or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
     port = compiled.inputs[0]
     dtype = np.uint8 if port.get_element_type() == ov.Type.u8 else np.float32
@@ -258,9 +238,9 @@ def benchmark_ir(
     """Every figure of one IR under one hint (see the module docstring)."""
     cell = Cell(variant, hint)
     try:
-        model = ExportedModel(xml, device=device, config=hint_config(hint, threads))
-    except RuntimeError as exc:  # a figure of the table, not an error of the benchmark: report it there
-        cell.error = _compile_error(exc)
+        model = ExportedModel(xml, device=device, precision=hint, config=threads_config(threads))
+    except CompileError as exc:  # a figure of the table, not an error of the benchmark: report it there
+        cell.error = f"does not compile: {exc.reason[:200]}"
         return cell
     cell.window_ms = window_latency(model, runs)
     cell.frame_ms = frame_cost(model, video, frames, stride)
@@ -365,10 +345,10 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     for name in ("runs", "frames", "stride"):
         if getattr(args, name) < 1:
             raise BenchmarkError(f"--{name} must be at least 1")
-    core = ov.Core()
+    core = shared_core()
     cpu = core.get_property("CPU", "FULL_DEVICE_NAME")
     capabilities = cpu_capabilities(core)
-    hints = args.hints or available_hints(capabilities)
+    hints = args.hints or hints_for(capabilities)
     check_hints(hints, capabilities, cpu)
     if not args.model.is_file():
         raise BenchmarkError(f"{args.model}: no such model file")
@@ -377,7 +357,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     }
     if args.model.name not in VARIANTS.values():  # an IR of another name: that one alone
         irs = {"IR": args.model}
-    meta_input = ExportedModel(args.model, device=args.device, config=hint_config("f32")).input  # checks it
+    meta_input = ExportedModel(args.model, device=args.device, precision="f32", config={}).input  # checks it
     with tempfile.TemporaryDirectory() as tmp:
         video = args.video or _default_video(Path(tmp), meta_input)
         if not video.is_file():

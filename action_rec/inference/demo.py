@@ -5,7 +5,8 @@
     inference thread window job -> IR -> probabilities averaged over the last windows -> result
     main thread      frame + latest result -> top-k labels, FPS, latency drawn -> window / video / JSON
 
-The inference thread also feeds the segment timeline (timeline.py), written with `--timeline` at the
+The inference thread also feeds the segment timeline (runtime/segments.py) with each window's decision
+(the label the overlay shows and the per-window log says), written with `--timeline` at the
 end. A live source that drops is reopened with backoff (stream.py) and the run goes on.
 
 Both queues are bounded. For a live source (camera, stream) a full queue drops its oldest item: a
@@ -31,10 +32,10 @@ import numpy as np
 
 from action_rec.errors import UserError
 from action_rec.fileio import atomic_write
-from action_rec.inference.model import ExportedModel
 from action_rec.inference.overlay import DemoError, draw_overlay, open_writer
-from action_rec.inference.recognizer import Recognizer
 from action_rec.inference.stream import FrameSource, ReconnectingSource, open_source, put_latest
+from action_rec.runtime.model import ExportedModel
+from action_rec.runtime.recognizer import Recognizer
 
 __all__ = ["DemoError", "LiveDemo", "draw_overlay", "main"]
 
@@ -65,8 +66,10 @@ class LiveDemo:
         self.model, self.source = model, source
         self.live = source.live or pace
         self.pace = pace and not source.live and bool(source.fps)
-        self.recognizer = Recognizer(model, source.fps, stride=stride, average=average, threshold=threshold)
-        self.timeline = self.recognizer.timeline(min_segment_s=min_segment_s, hysteresis=hysteresis)
+        self.recognizer = Recognizer(
+            model, source.fps, stride=stride, average=average, threshold=threshold, hysteresis=hysteresis
+        )
+        self.timeline = self.recognizer.timeline(min_segment_s=min_segment_s)
         self.timeline_path = Path(timeline_path) if timeline_path else None
         self.top_k, self.show, self.max_frames = top_k, show, max_frames
         self.output = Path(output) if output else None
@@ -157,10 +160,7 @@ class LiveDemo:
             while (job := self._get(self.infer_q)) is not None:
                 prediction = self.recognizer.infer(job)
                 entry = prediction.to_json(self.model.class_names, self.top_k)
-                cell = prediction.cell()
-                if cell is not None:
-                    self.timeline.add(*cell, prediction.averaged, prediction.reach, prediction.after_gap)
-                else:
+                if prediction.add_to(self.timeline) is None:
                     self.stats["windows_untimed"] += 1
                 if json_file is not None:
                     json_file.write(json.dumps(entry) + "\n")
@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--hysteresis",
         type=float,
         default=0.1,
-        help="the current action stays while its score is within this of the top one (default 0.1)",
+        help="the current action stays while its score is within this of the top one (default 0.1); "
+        "the overlay, the per-window log and the timeline all show that one decision",
     )
     p.add_argument(
         "--reconnect-tries",
@@ -381,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                 else "no class"
             )
             + (f", top score below {rule.threshold:.3f}" if rule.threshold is not None else ", no threshold")
-            + f"; timeline: segments of {args.min_segment:g} s or more, hysteresis {args.hysteresis:g}"
+            + f", hysteresis {args.hysteresis:g}; timeline: segments of {args.min_segment:g} s or more"
         )
         summary = demo.run()
     except UserError as exc:

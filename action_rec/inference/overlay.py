@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from action_rec.errors import UserError
-from action_rec.inference.timeline import NO_ACTION
+from action_rec.runtime.labels import NO_ACTION
 
 __all__ = ["DemoError", "draw_overlay", "open_writer"]
 
@@ -45,7 +45,7 @@ def draw_overlay(
             cv2.putText(out, label, (10, y - 2), font, 0.6 * scale, (200, 200, 200), thick, cv2.LINE_AA)
             continue
         bar = int((box_w - 12) * float(score))
-        top = k == 0 and not idle
+        top = not idle and label == entry["label"]  # the decision: the top class, or kept by hysteresis
         cv2.rectangle(out, (6, y - line + 8), (6 + bar, y + 2), (60, 140, 60) if top else (90, 90, 90), -1)
         text = f"{label}  {float(score):.2f}"
         cv2.putText(out, text, (10, y - 2), font, 0.6 * scale, (255, 255, 255), thick, cv2.LINE_AA)

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from action_rec.errors import UserError
+from action_rec.workdir import default_out_dir
 
 __all__ = ["main", "build_parser"]
 
@@ -94,11 +95,6 @@ def _template(args: argparse.Namespace, template_path: str | Path | None) -> dic
     return template
 
 
-def _default_out_dir(args: argparse.Namespace, template_path: str | Path | None) -> Path:
-    """outputs/ in the work dir (also when --template is given), else beside --template."""
-    return Path(template_path if template_path is not None else args.template).resolve().parent / "outputs"
-
-
 def main(argv: list[str] | None = None, template_path: str | Path | None = None) -> int:
     """Parse flags, train, print a summary; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -112,7 +108,7 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
         if args.set:
             print(f"Template overrides: {' '.join(args.set)}")
         options = TrainOptions(
-            out_dir=args.save_checkpoints_to or _default_out_dir(args, template_path),
+            out_dir=args.save_checkpoints_to or default_out_dir(args.template, template_path),
             train_ann_files=args.train_ann_files,
             train_data_roots=args.train_data_roots,
             val_ann_files=args.val_ann_files,

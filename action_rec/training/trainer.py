@@ -50,7 +50,12 @@ from action_rec.training.engine import (
     train_one_epoch,
 )
 from action_rec.training.feature_cache import cached_train_loader
-from action_rec.training.freezing import BackboneSplit, parse_trainable
+from action_rec.training.freezing import (
+    BackboneSplit,
+    keep_bn_statistics,
+    keeps_bn_statistics,
+    parse_trainable,
+)
 from action_rec.training.loaders import build_train_loaders
 from action_rec.training.logs import CURVES, METRICS, RunLog, plot_training_curves
 from action_rec.training.losses import build_criterion
@@ -94,6 +99,9 @@ class Trainer:
             bool(checkpoint["meta"]["fine_tune"]) if checkpoint else options.load_weights is not None
         )
         self.epoch = int(checkpoint["epoch"]) if checkpoint else 0  # epochs done
+        self.keep_bn_statistics = keeps_bn_statistics(
+            t["bn_statistics"], self.fine_tune, self.trainable_blocks, int(t["batch_size"])
+        )
         self.log = RunLog(self.out_dir, enabled=info.is_main, resume_epoch=self.epoch if checkpoint else None)
 
         distrib.seed_everything(options.seed)  # the initial weights depend on the seed alone
@@ -239,7 +247,9 @@ class Trainer:
         )
         self.log.info(
             f"  trains: {t['trainable']}{' on cached features' if self.step_module.cached_start else ''}, "
-            f"class balance: {t['class_balance']}, sample filtering: {'on' if self.sample_filter else 'off'}"
+            f"class balance: {t['class_balance']}, sample filtering: {'on' if self.sample_filter else 'off'}, "
+            f"BatchNorm statistics: {'kept as loaded' if self.keep_bn_statistics else 'updated'} "
+            f"(training.bn_statistics: {t['bn_statistics']})"
         )
         if self.options.amp and not self.amp:
             self.log.info("--amp: mixed precision needs CUDA; training in float32")
@@ -253,6 +263,8 @@ class Trainer:
         """The module to call for a training step: plain, or DDP-wrapped for this split."""
         self.step_module.split = split
         split.freeze()
+        if self.keep_bn_statistics:
+            keep_bn_statistics(self.model)
         if not self.info.distributed:
             return self.step_module
         if self.ddp is None or self.ddp_start != split.start:
@@ -319,7 +331,7 @@ class Trainer:
 
     def validate_epoch(self, epoch: int) -> dict[str, float]:
         try:
-            if self.bn_loader is not None:
+            if self.bn_loader is not None and not self.keep_bn_statistics:
                 # Only the layers that trained this epoch: the frozen part keeps its statistics.
                 frozen = {id(m) for f in self.split_for(epoch).frozen_modules() for m in f.modules()}
                 trained = nn.ModuleList(

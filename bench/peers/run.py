@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import openvino as ov
 import torch
 from torch import nn
 
 from action_rec.inference.benchmark import latency_summary
+from action_rec.runtime.openvino_core import shared_core
 from bench.harness import Timer, compile_under_hint, infer_request, quantize, random_clips, time_round_robin
 from bench.peers.candidates import CANDIDATES, COMMON_SHAPE, EAGER, OV_FP32, OV_INT8, Candidate, fmt_shape
 from bench.peers.layer_profile import LayerProfiler, Profile
@@ -60,9 +60,7 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace, workdir: Path, log: Callable[[str], Any] = print) -> None:
         self.args, self.workdir, self.log = args, workdir, log
-        self.core = ov.Core()
-        self.profile_core = ov.Core()
-        self.profile_core.set_property("CPU", {"PERF_COUNT": True})
+        self.core = shared_core()
         self.pending: list[tuple[Timer, Candidate, tuple[int, int, int], dict[str, float], str]] = []
         self.profiles: list[Profile] = []
         self.profiling: list[tuple[Profile, LayerProfiler]] = []
@@ -107,7 +105,7 @@ class Bench:
             raise RuntimeError(f"{label}: OpenVINO output differs from PyTorch's by {diff:.2e}")
         self.add(f"{label} {OV_FP32}", request.infer, (cand, shape, complexity, OV_FP32))
         if shape == COMMON_SHAPE:
-            compiled = compile_under_hint(ov_model, HINT, threads, self.profile_core)
+            compiled = compile_under_hint(ov_model, HINT, threads, self.core, profile=True)
             profile = Profile(label, cand.ours, complexity["gflops"])
             self.profiles.append(profile)
             self.profiling.append((profile, LayerProfiler(compiled, x.numpy())))

@@ -4,7 +4,9 @@ Users' programs (benchmark_app, Open Model Zoo demos, their own code) call `comp
 configuration. On a CPU with bfloat16 units that runs an FP32 IR in bf16, and some IRs that compile in
 f32 do not compile there at all. So every tool of ours names the setting it measured with one of
 `HINTS`: "default" (no configuration: what users get), "f32" or "bf16" (the INFERENCE_PRECISION_HINT),
-and export checks each IR it writes under every hint this CPU has.
+and export checks each IR it writes under every hint this CPU has. `compile_with_hint` is the one
+place where our code compiles a model: export checks, eval.py, the demo, the benches and the deployed
+script all go through it (and through the process's one Core).
 """
 
 from __future__ import annotations
@@ -14,9 +16,20 @@ from typing import Any
 
 import openvino as ov
 
-from action_rec.errors import UserError
+from action_rec.runtime.errors import UserError
+from action_rec.runtime.openvino_core import shared_core
 
-__all__ = ["HINTS", "HintError", "CompileError", "available_hints", "hint_config", "compile_with_hint"]
+__all__ = [
+    "HINTS",
+    "HintError",
+    "CompileError",
+    "cpu_capabilities",
+    "hints_for",
+    "available_hints",
+    "hint_config",
+    "latency_config",
+    "compile_with_hint",
+]
 
 HINTS = ("default", "f32", "bf16")
 
@@ -26,16 +39,29 @@ class HintError(UserError):
 
 
 class CompileError(UserError):
-    """An IR that OpenVINO cannot compile under a setting; the message names the file and setting."""
+    """An IR that OpenVINO cannot compile under a setting; the message names the file and setting,
+    `reason` is OpenVINO's own last line (a benchmark's table cell shows just that)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+def cpu_capabilities(core: ov.Core | None = None) -> list[str]:
+    """What the CPU plugin can execute here: "FP32", "BF16", "INT8", ..."""
+    return list((core or shared_core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def hints_for(capabilities: list[str]) -> list[str]:
+    """The hints a CPU with these capabilities runs: always default and f32, bf16 where it lists BF16."""
+    return [hint for hint in HINTS if hint != "bf16" or "BF16" in capabilities]
 
 
 def available_hints(device: str = "CPU", core: ov.Core | None = None) -> list[str]:
     """The hints `device` can run: always default and f32, bf16 where the CPU has bfloat16 units."""
-    core = core or ov.Core()
-    hints = ["default", "f32"]
-    if device.upper().startswith("CPU") and "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        hints.append("bf16")
-    return hints
+    if not device.upper().startswith("CPU"):
+        return ["default", "f32"]
+    return hints_for(cpu_capabilities(core))
 
 
 def hint_config(hint: str, device: str = "CPU", core: ov.Core | None = None) -> dict[str, Any]:
@@ -48,10 +74,17 @@ def hint_config(hint: str, device: str = "CPU", core: ov.Core | None = None) -> 
     if hint not in available_hints(device, core):
         raise HintError(
             f"this {device} has no {hint} execution (its capabilities: "
-            f"{', '.join((core or ov.Core()).get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}); "
-            "use --precision-hint default or f32"
+            f"{', '.join(cpu_capabilities(core))}); use the default or f32 precision hint"
         )
     return {"INFERENCE_PRECISION_HINT": hint}
+
+
+def latency_config(threads: int = 0, streams: int = 1) -> dict[str, Any]:
+    """CPU settings for one live stream: latency mode, `streams` streams, `threads` (0: all cores)."""
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": str(streams)}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    return config
 
 
 def compile_with_hint(
@@ -64,7 +97,7 @@ def compile_with_hint(
 ) -> ov.CompiledModel:
     """Compile `model` (in memory or a file: .xml or .onnx) under `hint`, plus `extra_config`
     (threads, streams, ...). A model that does not compile raises CompileError naming it and the hint."""
-    core = core or ov.Core()
+    core = core or shared_core()
     config = {**hint_config(hint, device, core), **(extra_config or {})}
     name = model.get_friendly_name() if isinstance(model, ov.Model) else str(model)
     try:
@@ -77,5 +110,5 @@ def compile_with_hint(
         ]
         reason = lines[-1].strip() if lines else type(exc).__name__
         raise CompileError(
-            f"{name}: OpenVINO cannot compile it for {device} with {hint} settings: {reason}"
+            f"{name}: OpenVINO cannot compile it for {device} with {hint} settings: {reason}", reason
         ) from None

@@ -1,72 +1,65 @@
-"""Window scores -> "what happened when": the no-action rule and the smoothed segment timeline.
+"""Windows -> "what happened when": runs of equal labels, and the smoothed segment timeline.
 
-A window names an action only when its top class (after score averaging) is not a no-action class
-(`no_action`, `background`) and its probability reaches the threshold (calibrated at export and stored
-in model.json, or `--threshold`); otherwise it says "no action".
+Every window is decided once, by `labels.ActionRule` in the recognizer (no-action rule, threshold,
+hysteresis); both kinds of segment are made of those decisions, the labels of the per-window log.
 
-The timeline turns the windows' decisions into segments `{"start_s", "end_s", "label", "score"}`.
-Each window stands for the time around the centre of the frames its averaged scores saw, one stride
-wide. Two kinds of smoothing keep the segments from flickering:
+`label_runs` merges consecutive windows of the per-window log that have the same label, as they are:
+the deployed script's segments and the demo's text timeline.
 
-- hysteresis: the current action stays while its probability is within `hysteresis` of the top class
-  and at least `threshold - hysteresis`; a new label must beat it clearly;
-- a minimum segment length: a run of windows shorter than `min_segment_s` (an action or a gap) does not
-  change the state; it joins the segment before it. A new state starts where its run started, so the
-  boundaries stay where the change happened.
+The timeline (`TimelineBuilder`) turns the windows' labels into segments `{"start_s", "end_s",
+"label", "score"}`. Each window stands for the time around the centre of the frames its averaged
+scores saw, one stride wide. A minimum segment length keeps the segments from flickering: a run of
+windows shorter than `min_segment_s` (an action or a gap) does not change the state; it joins the
+segment before it. A new state starts where its run started, so the boundaries stay where the change
+happened.
 
 The builder works on a stream: it keeps only the open runs, and hands out each segment as it closes.
 Time where no action is recognized belongs to no segment. A gap in the input (a dropped stream,
 flagged by the source, or a hole of more than `MAX_BRIDGE` strides) ends the open segment; a smaller
-hole (stale windows a slow CPU skipped) is bridged by the window after it. At the start and the end of the input (and around a gap) the timeline reaches as far as
-the first and last windows saw, not just their stride's share.
+hole (stale windows a slow CPU skipped) is bridged by the window after it. At the start and the end of
+the input (and around a gap) the timeline reaches as far as the first and last windows saw, not just
+their stride's share.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from action_rec.runtime.labels import ActionRule
 
-from action_rec.export.no_action import no_action_classes
+__all__ = ["label_runs", "TimelineBuilder"]
 
-__all__ = ["NO_ACTION", "ActionRule", "TimelineBuilder"]
-
-NO_ACTION = "no action"
 MAX_BRIDGE = 10  # strides of missing windows the timeline bridges without ending the segment
 
 
-class ActionRule:
-    """Averaged class probabilities -> the action's class index, or None for "no action"."""
-
-    def __init__(
-        self, class_names: Sequence[str], threshold: float | None = None, no_action_names: Sequence[str] = ()
-    ) -> None:
-        self.class_names = list(class_names)
-        extra = set(no_action_names)
-        self.no_action_ids = set(no_action_classes(self.class_names)) | {
-            i for i, name in enumerate(self.class_names) if name in extra
-        }
-        self.threshold = float(threshold) if threshold else None  # 0 or None: no threshold
-
-    @classmethod
-    def from_metadata(cls, meta: dict[str, Any], threshold: float | None = None) -> ActionRule:
-        """The rule stored in model.json (`meta["no_action"]`); `threshold` overrides it (0 disables)."""
-        block = meta.get("no_action") or {}
-        chosen = block.get("threshold") if threshold is None else threshold
-        return cls(meta["class_names"], chosen, block.get("classes") or ())
-
-    def label(self, probabilities: np.ndarray) -> int | None:
-        best = int(np.argmax(probabilities))
-        if best in self.no_action_ids:
-            return None
-        if self.threshold is not None and probabilities[best] < self.threshold:
-            return None
-        return best
-
-    def name(self, label: int | None) -> str:
-        return NO_ACTION if label is None else self.class_names[label]
+def label_runs(entries: Iterable[dict[str, Any]], key: str = "label") -> list[dict[str, Any]]:
+    """Consecutive windows of the per-window log with the same `key` ("label": the averaged decision,
+    or "window_label") merged: `[{"label", "first_frame", "last_frame", "start_s", "end_s", "windows",
+    "score"}]`, frames and times those of the windows' ends, score the mean of theirs."""
+    runs: list[dict[str, Any]] = []
+    for e in entries:
+        score = e["score"] if key == "label" else e["window_score"]
+        if runs and runs[-1]["label"] == e[key]:
+            run = runs[-1]
+            run.update(last_frame=e["frame"], end_s=e["time_s"], windows=run["windows"] + 1)
+            run["score"] += score
+        else:
+            runs.append(
+                {
+                    "label": e[key],
+                    "first_frame": e["frame"],
+                    "last_frame": e["frame"],
+                    "start_s": e["time_s"],
+                    "end_s": e["time_s"],
+                    "windows": 1,
+                    "score": score,
+                }
+            )
+    for run in runs:
+        run["score"] = round(run["score"] / run["windows"], 4)
+    return runs
 
 
 @dataclass
@@ -84,42 +77,34 @@ class _Run:
 
 
 class TimelineBuilder:
-    """Feed `add(start_s, end_s, probabilities)` per window in time order; `finish()` at the end.
+    """Feed `add(start_s, end_s, label, score)` per window in time order; `finish()` at the end.
 
     `segments` holds every closed action segment; `add` and `finish` also return the ones they closed.
+    `rule` names the labels (the rule that decided them).
     """
 
-    def __init__(self, rule: ActionRule, min_segment_s: float = 0.5, hysteresis: float = 0.1) -> None:
-        if min_segment_s < 0 or not 0 <= hysteresis < 1:
-            raise ValueError(f"bad smoothing: min_segment_s={min_segment_s}, hysteresis={hysteresis}")
-        self.rule, self.min_segment_s, self.hysteresis = rule, float(min_segment_s), float(hysteresis)
+    def __init__(self, rule: ActionRule, min_segment_s: float = 0.5) -> None:
+        if min_segment_s < 0:
+            raise ValueError(f"bad smoothing: min_segment_s={min_segment_s}")
+        self.rule, self.min_segment_s = rule, float(min_segment_s)
         self.segments: list[dict[str, Any]] = []
         self._state: _Run | None = None  # the confirmed run, still open
         self._pending: list[_Run] = []  # runs after it, shorter than min_segment_s so far
         self._reach_end: float | None = None  # the end of the frames the last window saw
 
-    def decide(self, probabilities: np.ndarray, current: int | None) -> int | None:
-        """The window's label given the current state (hysteresis keeps the current action)."""
-        fresh = self.rule.label(probabilities)
-        if current is None or fresh == current:
-            return fresh
-        p = float(probabilities[current])
-        floor = (self.rule.threshold or 0.0) - self.hysteresis
-        if p >= float(np.max(probabilities)) - self.hysteresis and p >= floor:
-            return current
-        return fresh
-
     def add(
         self,
         start_s: float,
         end_s: float,
-        probabilities: np.ndarray,
+        label: int | None,
+        score: float = 0.0,
         reach: tuple[float, float] | None = None,
         after_gap: bool = False,
     ) -> list[dict[str, Any]]:
-        """One window standing for [start_s, end_s) that saw the frames of `reach` (start of the first,
-        end of the last); `after_gap`: the first window after the source dropped. Returns the segments
-        this closed."""
+        """One window decided `label` (a class index, None: no action) with probability `score`,
+        standing for [start_s, end_s), that saw the frames of `reach` (start of the first, end of the
+        last); `after_gap`: the first window after the source dropped. Returns the segments this
+        closed."""
         closed: list[dict[str, Any]] = []
         last = self._pending[-1] if self._pending else self._state
         if last is not None:
@@ -133,8 +118,7 @@ class TimelineBuilder:
         self._reach_end = reach[1] if reach is not None else None
         if end_s <= start_s:
             return closed
-        label = self.decide(probabilities, self._state.label if self._state else None)
-        score = float(probabilities[label]) if label is not None else 0.0
+        score = float(score) if label is not None else 0.0
         if last is not None and last.label == label:
             last.add(end_s, score)
         else:

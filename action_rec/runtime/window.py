@@ -1,4 +1,5 @@
-"""The sliding window over a stream: which frames to keep, a ring buffer of them, when to infer.
+"""The sliding window over a stream: which frames to keep, a ring buffer of them, when to infer, and
+the average of the last windows' scores.
 
 Frames are sampled at the model's frame interval (every `step` source frames; a fractional step,
 from a target fps, is followed on average). The ring buffer keeps the last `clip_len` sampled frames
@@ -9,12 +10,22 @@ time order, ready for the IR.
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import numpy as np
 
-from action_rec.errors import UserError
+from action_rec.runtime.errors import UserError
 
-__all__ = ["ClipWindow", "ScoreAverager"]
+__all__ = ["frame_step", "ClipWindow", "ScoreAverager"]
+
+
+def frame_step(meta_input: dict[str, Any], source_fps: float | None) -> float:
+    """Source frames between two sampled frames: `fps / target_fps` when the model was trained at a
+    rate and the source says its own, else the model's frame interval."""
+    target = meta_input.get("target_fps")
+    if target and source_fps and source_fps > 0:
+        return max(source_fps / float(target), 1.0)
+    return float(meta_input["frame_interval"])
 
 
 class ClipWindow:

@@ -1,0 +1,95 @@
+"""action_rec.runtime: the code that runs an exported model stands alone (no torch, nothing of the
+toolkit outside it), and its one resize rule is the one a 1080p camera frame goes through."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from action_rec.runtime.frames import (
+    FramePreprocessor,
+    center_crop_clip,
+    clip_to_frames,
+    dataset_clip_to_input,
+    frames_to_input,
+    short_side_size,
+)
+
+RUNTIME = Path(__file__).resolve().parents[1] / "action_rec" / "runtime"
+ALLOWED = {"numpy", "cv2", "openvino"}
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path.name}: relative import (the deployed copy imports by name)"
+            names.add(node.module)
+    return names
+
+
+def test_runtime_modules_import_only_the_runtime_and_its_requirements():
+    modules = sorted(RUNTIME.glob("*.py"))
+    assert {p.stem for p in modules} >= {"openvino_core", "signal_stack", "metadata", "compile", "frames"}
+    for path in modules:
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top == "action_rec":
+                assert name.startswith("action_rec.runtime."), f"{path.name} imports {name}"
+            else:
+                assert top in ALLOWED or top in sys.stdlib_module_names, f"{path.name} imports {name}"
+
+
+def test_runtime_imports_without_torch_or_the_toolkit(tmp_path):
+    """In a fresh interpreter where `import torch` fails, every runtime module imports and nothing of
+    action_rec outside the runtime gets loaded."""
+    names = [f"action_rec.runtime.{p.stem}" for p in sorted(RUNTIME.glob("*.py")) if p.stem != "__init__"]
+    code = (
+        "import sys\nsys.modules['torch'] = None\nimport importlib\n"
+        f"for name in {names!r}:\n    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('action_rec')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = eval(done.stdout.strip().splitlines()[-1])  # a list of module names printed above
+    assert set(names) <= set(loaded)
+    assert [m for m in loaded if m != "action_rec" and not m.startswith("action_rec.runtime")] == []
+
+
+def test_a_1080p_frame_is_shrunk_by_area_averaging():
+    """The frame preprocessor of the demo and the deployed script brings a 1920 x 1080 camera frame to
+    the short side with area averaging (bilinear would skip pixels), then crops the centre."""
+    frame = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    meta_input = {"format": "bgr8", "size": 224, "resize_short": 256, "mean": [0] * 3, "std": [1] * 3}
+    got = FramePreprocessor(meta_input)(frame)
+    rh, rw = short_side_size(1080, 1920, 256)
+    area = cv2.resize(frame, (rw, rh), interpolation=cv2.INTER_AREA)
+    top, left = (rh - 224) // 2, (rw - 224) // 2
+    np.testing.assert_array_equal(got, area[top : top + 224, left : left + 224])
+    linear = cv2.resize(frame, (rw, rh), interpolation=cv2.INTER_LINEAR)[top : top + 224, left : left + 224]
+    assert np.abs(got.astype(int) - linear).mean() > 5  # on noise the two rules differ a lot
+    np.testing.assert_array_equal(center_crop_clip([frame], 256, 224)[0], got)
+
+
+def test_a_normalized_clip_goes_back_to_its_pixels_in_every_input_format():
+    """The data pipeline's normalized clip -> the IR's input: the pixels themselves (rgb255), the clip
+    as it is (normalized), whole uint8 BGR pixels (bgr8); eval.py and export's checks both use this."""
+    frames = np.random.default_rng(1).integers(0, 256, (4, 6, 6, 3), dtype=np.uint8)  # T x H x W x RGB
+    mean, std = [123.7, 116.3, 103.5], [58.4, 57.1, 57.4]
+    meta_input = {"mean": mean, "std": std}
+    normalized = frames_to_input(frames, {**meta_input, "format": "normalized"})[0]  # 3 x T x H x W
+    np.testing.assert_array_equal(clip_to_frames(normalized, mean, std), frames)
+    rgb255 = dataset_clip_to_input(normalized, {**meta_input, "format": "rgb255"})
+    np.testing.assert_allclose(rgb255, frames.transpose(3, 0, 1, 2)[None], atol=1e-3)
+    bgr8 = dataset_clip_to_input(normalized, {**meta_input, "format": "bgr8"})
+    assert bgr8.dtype == np.uint8 and bgr8.shape == (1, 4, 6, 6, 3)
+    np.testing.assert_array_equal(bgr8[0], frames[..., ::-1])
+    same = dataset_clip_to_input(normalized[None], {**meta_input, "format": "normalized"})
+    np.testing.assert_array_equal(same, normalized[None])
