@@ -9,6 +9,7 @@ malformed file is refused with the same one-line message by eval.py, the demo an
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ __all__ = [
     "input_shape",
     "read_metadata",
     "check_model",
+    "TimelineSettings",
+    "timeline_settings",
 ]
 
 INPUT_FORMATS = ("rgb255", "normalized", "bgr8")
@@ -71,7 +74,56 @@ def read_metadata(model_xml: str | Path) -> dict[str, Any]:
         raise MetadataError(f"{path}: unknown input format '{meta['input']['format']}'")
     if "softmax_scale" not in meta["output"]:
         raise MetadataError(f"{path}: missing key 'output.softmax_scale'")
+    timeline_settings(meta, path)  # a malformed calibration is refused here, naming the file
     return meta
+
+
+@dataclass(frozen=True)
+class TimelineSettings:
+    """How window scores become a timeline: what `demo.py`, the deployed script and eval_timeline.py
+    use unless told otherwise. model.json's `timeline` block holds them when they were calibrated on
+    untrimmed recordings (its other keys say on what and for which objective); else these defaults.
+
+    `threshold`: top probability below which a window is "no action" (None: model.json's
+    `no_action.threshold`; 0: none); `min_segment_s`: shorter runs do not change the timeline;
+    `hysteresis`: the current action stays while within this of the top class; `average`: windows whose
+    probabilities are averaged.
+    """
+
+    threshold: float | None = None
+    min_segment_s: float = 0.5
+    hysteresis: float = 0.1
+    average: int = 3
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0 <= self.threshold <= 1:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.min_segment_s < 0 or not 0 <= self.hysteresis < 1 or self.average < 1:
+            raise ValueError(
+                f"bad timeline settings: min_segment_s={self.min_segment_s} (>= 0), "
+                f"hysteresis={self.hysteresis} ([0, 1)), average={self.average} (>= 1)"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def timeline_settings(meta: dict[str, Any], where: str | Path = "model.json") -> TimelineSettings:
+    """The timeline settings stored in `meta` (its `timeline` block), defaults for those it lacks;
+    raises MetadataError naming `where` for a malformed block."""
+    block = meta.get("timeline") or {}
+    if not isinstance(block, dict):
+        raise MetadataError(f"{where}: 'timeline' must be an object")
+    known = {k: block[k] for k in ("threshold", "min_segment_s", "hysteresis", "average") if k in block}
+    try:
+        if "average" in known:
+            known["average"] = int(known["average"])
+        for key in ("threshold", "min_segment_s", "hysteresis"):
+            if known.get(key) is not None:
+                known[key] = float(known[key])
+        return TimelineSettings(**known)
+    except (TypeError, ValueError) as exc:
+        raise MetadataError(f"{where}: bad 'timeline' settings: {exc}") from None
 
 
 def _static(port: ov.Output) -> list[int] | None:

@@ -31,6 +31,7 @@ import numpy as np
 
 from action_rec.runtime.frames import FramePreprocessor
 from action_rec.runtime.labels import NO_ACTION, ActionRule
+from action_rec.runtime.metadata import timeline_settings
 from action_rec.runtime.model import ExportedModel
 from action_rec.runtime.segments import TimelineBuilder
 from action_rec.runtime.window import ClipWindow, ScoreAverager
@@ -111,8 +112,10 @@ class Recognizer:
     different threads; `process` does both in one call.
 
     `threshold` overrides the no-action threshold of model.json (0 disables it); `hysteresis` keeps the
-    previous window's action while it is that close to the top class (labels.py). Frame times are
-    `index / fps` unless `add_frame` is given the source's own timestamp.
+    previous window's action while it is that close to the top class (labels.py); `average` windows'
+    probabilities are averaged. Each left at None takes model.json's timeline settings (calibrated on
+    recordings, or the defaults: metadata.TimelineSettings). Frame times are `index / fps` unless
+    `add_frame` is given the source's own timestamp.
     """
 
     def __init__(
@@ -120,13 +123,18 @@ class Recognizer:
         model: ExportedModel,
         source_fps: float | None = None,
         stride: int = 8,
-        average: int = 3,
+        average: int | None = None,
         threshold: float | None = None,
-        hysteresis: float = 0.1,
+        hysteresis: float | None = None,
     ) -> None:
         self.model = model
         self.fps = source_fps
         self.stride = stride
+        self.settings = stored = timeline_settings(model.meta, model.path)
+        average = stored.average if average is None else average
+        hysteresis = stored.hysteresis if hysteresis is None else hysteresis
+        if threshold is None:
+            threshold = stored.threshold  # None still: model.json's no_action.threshold
         self.preprocess = FramePreprocessor(model.input)
         self.rule = ActionRule.from_metadata(model.meta, threshold, hysteresis)
         self._action: int | None = None  # inference side: the previous window's decision
@@ -228,6 +236,9 @@ class Recognizer:
         job = self.add_frame(index, frame_bgr, time_s)
         return None if job is None else self.infer(job)
 
-    def timeline(self, min_segment_s: float = 0.5) -> TimelineBuilder:
-        """A segment timeline of this recognizer's decisions (`Prediction.add_to` feeds it)."""
+    def timeline(self, min_segment_s: float | None = None) -> TimelineBuilder:
+        """A segment timeline of this recognizer's decisions (`Prediction.add_to` feeds it); the
+        minimum segment defaults to model.json's timeline settings."""
+        if min_segment_s is None:
+            min_segment_s = self.settings.min_segment_s
         return TimelineBuilder(self.rule, min_segment_s=min_segment_s)
