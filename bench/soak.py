@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from action_rec.inference.demo import LiveDemo
 from torch import nn
 
 from action_rec.data.synthetic import BACKGROUND, CLASSES
 from action_rec.export.pipeline import ExportOptions, export_module
 from action_rec.inference import ExportedModel, TimedFrame, make_synthetic_video, open_source
-from action_rec.inference.demo import LiveDemo
 from action_rec.templates import apply_overrides, load_template
 from bench.harness import MODELS, TEMPLATES, bench_command, environment, environment_text, finish_environment
 

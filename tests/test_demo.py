@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from action_rec.export.pipeline import ExportOptions, export_module
-from action_rec.inference.demo import main as demo_main
+from action_rec.runtime.cli import main as demo_main
 from action_rec.templates import apply_overrides, load_template
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +82,9 @@ def test_headless_run_on_real_clips(model_xml, real_data_dir, tmp_path, capsys, 
     ]
     assert demo_main(args + (["--max-frames", str(limit)] if limit else [])) == 0
     printed = capsys.readouterr().out
-    assert "mean latency" in printed and "FPS" in printed
+    assert (
+        "infer" in printed and "ms per window" in printed and "0 windows, 0 frames" in printed
+    )  # none stale
 
     source = _frames(video, limit)
     annotated = _frames(out)
@@ -216,14 +218,17 @@ class DroppingStream:
     def __init__(self, frames: list[np.ndarray]) -> None:
         self.name, self.frames, self.k = "rtsp://fake", frames, 0
 
-    def read_timed(self):
-        from action_rec.inference.stream import TimedFrame
+    def read_timed(self, decode: bool = True):
+        from action_rec.runtime.sources import TimedFrame
 
         if self.k >= len(self.frames):
             return None  # the stream drops
         time.sleep(0.01)
         self.k += 1
         return TimedFrame(self.frames[self.k - 1], (self.k - 1) / self.fps)
+
+    def retrieve(self):
+        return self.frames[self.k - 1]
 
     def release(self) -> None:
         pass
@@ -233,7 +238,7 @@ def test_live_source_that_fails_mid_stream_is_reopened_and_the_run_goes_on(
     model_xml, real_data_dir, tmp_path
 ):
     from action_rec.inference import ExportedModel, ReconnectingSource, SourceError
-    from action_rec.inference.demo import LiveDemo
+    from action_rec.runtime.streams import Stream, StreamOutputs, StreamRunner
 
     frames = _frames(real_data_dir / "mmaction2" / "demo.mp4", 120)
     parts = [frames[:60], frames[60:]]
@@ -246,10 +251,9 @@ def test_live_source_that_fails_mid_stream_is_reopened_and_the_run_goes_on(
 
     source = ReconnectingSource(reopen, tries=1, backoff_s=0.2, log=messages.append)
     log, timeline = tmp_path / "w.jsonl", tmp_path / "t.json"
-    demo = LiveDemo(
-        ExportedModel(model_xml, threads=1), source, show=False, json_path=log, timeline_path=timeline
-    )
-    summary = demo.run()
+    model = ExportedModel(model_xml, threads=1)
+    stream = Stream("fake", source, model, outputs=StreamOutputs(log=log, timeline=timeline))
+    summary = StreamRunner(model, [stream]).run()["streams"][0]
     assert summary["frames_read"] == 120 and summary["source_drops"] == 2  # the second drop ends it
     assert any("rtsp://fake: no frame at 2.4 s" in m for m in messages)
     entries = [json.loads(line) for line in log.read_text().splitlines()]

@@ -5,11 +5,15 @@ model.json or a hint that does not fit."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -24,7 +28,7 @@ import action_rec.runtime.frames as frames_module
 from action_rec.errors import UserError
 from action_rec.export.deploy import REQUIREMENTS, DeployError, build_deploy_package
 from action_rec.inference import label_runs, recognize_video, windows_inside_segments
-from action_rec.inference.demo import main as demo_main
+from action_rec.runtime.cli import main as demo_main
 from action_rec.runtime.model import ExportedModel
 from action_rec.runtime.openvino_core import shared_core
 
@@ -52,18 +56,30 @@ def package(trained, tmp_path_factory) -> Path:
 
 
 def _recognize(python: str | None, script: Path, video: Path, out: Path, *extra: str) -> dict:
-    """Run the packaged script on `video` with its JSON timeline written to `out`: in this process
-    (python None: quicker), or as a user does with the given interpreter."""
-    args = ["--input", str(video), "--no-show", "--json", str(out), *extra]
+    """Run the packaged script on `video` with its per-window log written to `out` and its timeline
+    beside it: in this process (python None: quicker), or as a user does with the given interpreter.
+    Returns {"windows": the log, "segments": its runs of action labels, "timeline", "printed"}."""
+    timeline = out.with_suffix(".timeline.json")
+    args = ["--input", str(video), "--no-show", "--json", str(out), "--timeline", str(timeline), *extra]
     if python is None:
-        assert _load_script(script).main(args) == 0
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert _load_script(script).main(args) == 0
+        printed = printed.getvalue()
     else:
         env = {**os.environ, "PYTHONPATH": ""}
         done = subprocess.run(
             [python, str(script), *args], capture_output=True, text=True, timeout=300, env=env, cwd=out.parent
         )
         assert done.returncode == 0, done.stderr
-    return json.loads(out.read_text())
+        printed = done.stdout
+    windows = [json.loads(line) for line in out.read_text().splitlines()]
+    return {
+        "windows": windows,
+        "segments": [run for run in label_runs(windows) if run["label"] != "no action"],
+        "timeline": json.loads(timeline.read_text()),
+        "printed": printed,
+    }
 
 
 def _load_script(path: Path):
@@ -99,7 +115,7 @@ def test_package_holds_the_models_script_runtime_requirements_and_readme(trained
     script = (deploy / "recognize.py").read_text()
     imports = {line.split()[1] for line in script.splitlines() if line.startswith(("import ", "from "))}
     outside = {name for name in imports if name.split(".")[0] not in sys.stdlib_module_names}
-    assert {name.split(".")[0] for name in outside} == {"cv2", "numpy", "action_rec"}
+    assert "action_rec" in {name.split(".")[0] for name in outside} <= {"cv2", "numpy", "action_rec"}
     assert all(name.startswith("action_rec.runtime.") for name in outside - {"cv2", "numpy"})
     assert not list(deploy.parent.glob(".deploy*"))  # no temporary folder left behind
 
@@ -154,9 +170,9 @@ def test_packaged_script_gives_the_recognizers_labels(trained, package, tmp_path
     """Window by window, the packaged script and action_rec's recognizer agree (both in f32)."""
     xml = trained["xml"].with_name(f"{variant}.xml")
     expected = recognize_video(ExportedModel(xml, precision="f32"), trained["video"], progress=False)
-    extra = ["--hint", "f32"] + (["--int8"] if variant == "model_int8" else [])
-    got = _recognize(None, package / "recognize.py", trained["video"], tmp_path / "t.json", *extra)
-    assert got["model"] == str(package / f"{variant}.xml")
+    extra = ["--precision-hint", "f32"] + (["--int8"] if variant == "model_int8" else [])
+    got = _recognize(None, package / "recognize.py", trained["video"], tmp_path / "t.jsonl", *extra)
+    assert got["printed"].startswith(f"{package / f'{variant}.xml'}: ")  # the model it ran
     keys = ("frame", "start_frame", "label", "window_label")
     assert [tuple(e[k] for k in keys) for e in got["windows"]] == [
         tuple(e[k] for k in keys) for e in expected
@@ -172,11 +188,11 @@ def test_threshold_and_no_action_classes(trained, package, tmp_path):
     block sets the default, --threshold overrides it and 0 disables it (without hysteresis, which would
     keep an action a little below the threshold)."""
     script, video = package / "recognize.py", trained["video"]
-    plain = _recognize(None, script, video, tmp_path / "a.json", "--hint", "f32", "--hysteresis", "0",
+    plain = _recognize(None, script, video, tmp_path / "a.json", "--precision-hint", "f32", "--hysteresis", "0",
                        "--threshold", "0")  # fmt: skip
     scores = sorted({e["score"] for e in plain["windows"]})
     threshold = (scores[len(scores) // 2 - 1] + scores[len(scores) // 2]) / 2  # halfway between two windows
-    cut = _recognize(None, script, video, tmp_path / "b.json", "--hint", "f32", "--hysteresis", "0",
+    cut = _recognize(None, script, video, tmp_path / "b.json", "--precision-hint", "f32", "--hysteresis", "0",
                      "--threshold", str(threshold))  # fmt: skip
     for a, b in zip(plain["windows"], cut["windows"], strict=True):
         assert b["no_action"] == (a["score"] < threshold)
@@ -191,57 +207,69 @@ def test_threshold_and_no_action_classes(trained, package, tmp_path):
     meta["no_action"] = {"threshold": 0.99, "classes": [trained["class_names"][2]]}
     (pkg / "model.json").write_text(json.dumps(meta))
     quiet = _recognize(
-        None, pkg / "recognize.py", video, tmp_path / "c.json", "--hint", "f32", "--hysteresis", "0"
+        None, pkg / "recognize.py", video, tmp_path / "c.json", "--precision-hint", "f32", "--hysteresis", "0"
     )
     for a, b in zip(plain["windows"], quiet["windows"], strict=True):
         assert b["no_action"] == (a["score"] < 0.99 or a["label"] == trained["class_names"][2])
-    off = _recognize(None, pkg / "recognize.py", video, tmp_path / "d.json", "--hint", "f32", "--hysteresis", "0",
+    off = _recognize(None, pkg / "recognize.py", video, tmp_path / "d.json", "--precision-hint", "f32", "--hysteresis", "0",
                      "--threshold", "0")  # fmt: skip
     assert [e["label"] for e in off["windows"]] == [
         "no action" if e["label"] == trained["class_names"][2] else e["label"] for e in plain["windows"]
     ]
 
 
-def test_a_live_source_never_waits_for_the_model(trained, package, monkeypatch, tmp_path):
-    """A camera or stream runs its windows asynchronously and skips those due while the model is busy;
-    the windows it runs get the labels that a file run gives them."""
+def test_a_live_source_never_waits_for_the_model(trained, package, tmp_path, capsys):
+    """A camera or stream (here the file read at its frame rate, --realtime) runs its windows
+    asynchronously and drops those that went stale while the model was busy; the windows it runs get
+    the labels that a file run gives them."""
     script = _load_script(package / "recognize.py")
-    open_file = script.open_input
-    monkeypatch.setattr(script, "open_input", lambda spec: (open_file(spec)[0], True))  # "live"
-    args = ["--input", str(trained["video"]), "--no-show", "--hint", "f32", "--stride", "1"]
-    assert script.main([*args, "--json", str(tmp_path / "live.json")]) == 0
-    live = json.loads((tmp_path / "live.json").read_text())
+    args = ["--input", str(trained["video"]), "--no-show", "--precision-hint", "f32", "--stride", "1"]
+    assert script.main([*args, "--realtime", "--json", str(tmp_path / "live.jsonl")]) == 0
+    live = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
+    stale = int(capsys.readouterr().out.split("stale dropped: ")[1].split(" windows")[0])
     expected = recognize_video(trained["xml"], trained["video"], stride=1, progress=False)
     by_frame = {e["frame"]: (e["start_frame"], e["window_label"]) for e in expected}
-    assert live["windows"]
-    assert all(by_frame[e["frame"]] == (e["start_frame"], e["window_label"]) for e in live["windows"])
-    assert len(live["windows"]) + live["windows_skipped"] == len(expected)
+    assert live
+    assert all(by_frame[e["frame"]] == (e["start_frame"], e["window_label"]) for e in live)
+    assert len(live) + stale == len(expected)
 
 
 def test_ctrl_c_ends_a_live_run_and_keeps_its_timeline(trained, package, monkeypatch, tmp_path, capsys):
-    script = _load_script(package / "recognize.py")
-    open_file = script.open_input
+    """Ctrl-C (SIGINT to the process, as a terminal sends it) ends a run as q / Esc do: the outputs
+    hold what was recognized until then."""
+    import action_rec.runtime.cli as cli
+
+    open_file = cli.open_source
 
     class Interrupted:  # a camera that the user stops with Ctrl-C after 60 frames
+        live, fps, name = True, 30.0, "camera"
+
         def __init__(self, spec):
-            self.capture, self.frames = open_file(spec)[0], 0
+            self.source, self.frames = open_file(spec), 0
 
-        def read(self):
+        def read_timed(self, decode=True):
             self.frames += 1
+            if self.frames == 61:
+                signal.raise_signal(signal.SIGINT)
             if self.frames > 60:
-                raise KeyboardInterrupt
-            return self.capture.read()
+                time.sleep(0.05)
+            return self.source.read_timed(decode)
 
-        def __getattr__(self, name):
-            return getattr(self.capture, name)
+        def retrieve(self):
+            return self.source.retrieve()
 
-    monkeypatch.setattr(script, "open_input", lambda spec: (Interrupted(spec), True))
-    out = tmp_path / "live.json"
-    assert script.main(["--input", str(trained["video"]), "--no-show", "--json", str(out)]) == 0
-    got = json.loads(out.read_text())
-    assert got["frames"] == 60 and got["windows"] and all(e["frame"] < 60 for e in got["windows"])
-    printed = capsys.readouterr().out
-    assert all(f"frame {e['frame']}: " in printed for e in got["windows"])  # each label as it comes
+        def release(self):
+            self.source.release()
+
+    monkeypatch.setattr(cli, "open_source", Interrupted)
+    out, timeline = tmp_path / "live.jsonl", tmp_path / "live.json"
+    script = _load_script(package / "recognize.py")
+    args = ["--input", str(trained["video"]), "--no-show", "--json", str(out), "--timeline", str(timeline)]
+    assert script.main([*args, "--reconnect-tries", "0"]) == 0
+    windows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert windows and all(e["frame"] < 70 for e in windows)
+    assert isinstance(json.loads(timeline.read_text()), list)
+    assert f"wrote {timeline}" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------- a fresh venv with only requirements.txt
@@ -270,7 +298,7 @@ def test_packaged_script_in_a_fresh_venv_recognizes_the_video(trained, package, 
     assert probe.returncode != 0
     # The tiny model is judged against the truth as trained: in f32, without a no-action threshold.
     got = _recognize(str(fresh_venv), package / "recognize.py", trained["video"], tmp_path / "t.json",
-                     "--hint", "f32", "--threshold", "0")  # fmt: skip
+                     "--precision-hint", "f32", "--threshold", "0")  # fmt: skip
     inside = windows_inside_segments(got["windows"], trained["truth"])
     assert len(inside) >= 8
     assert [e["window_label"] for e, _ in inside] == [seg["name"] for _, seg in inside]
@@ -353,7 +381,7 @@ def test_script_refuses_a_missing_or_mismatched_model_json(trained, tmp_path, ca
 def test_script_refuses_a_hint_the_cpu_lacks(trained, tmp_path, monkeypatch, capsys):
     script = _load_script(_packaged_copy(trained, tmp_path) / "recognize.py")
     monkeypatch.setattr(compiling, "cpu_capabilities", lambda core=None: ["FP32", "INT8"])
-    assert script.main(["--input", str(trained["video"]), "--no-show", "--hint", "bf16"]) == 2
+    assert script.main(["--input", str(trained["video"]), "--no-show", "--precision-hint", "bf16"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no bf16 execution" in err
 
@@ -381,7 +409,7 @@ def test_deployed_script_and_demo_agree_on_a_1080p_video(trained, package, tmp_p
     video = _hd_video(tmp_path / "hd.avi")
     options = ["--stride", "4", "--threshold", "0"]
     deployed = _recognize(sys.executable, package / "recognize.py", video, tmp_path / "deployed.json",
-                          "--hint", "f32", *options)["windows"]  # fmt: skip
+                          "--precision-hint", "f32", *options)["windows"]  # fmt: skip
     log = tmp_path / "demo.jsonl"
     demo_args = ["--model", str(package / "model.xml"), "--input", str(video), "--no-show", *options]
     assert demo_main([*demo_args, "--precision-hint", "f32", "--json", str(log)]) == 0

@@ -23,12 +23,12 @@ from action_rec.inference import (
     label_runs,
     recognize_video,
 )
-from action_rec.inference.demo import LiveDemo
-from action_rec.inference.overlay import draw_overlay
-from action_rec.inference.stream import open_source
 from action_rec.inference.synthetic_video import truth_segments, windows_inside_segments
 from action_rec.runtime.frames import FramePreprocessor, frames_to_input
 from action_rec.runtime.metadata import metadata_path
+from action_rec.runtime.overlay import draw_overlay
+from action_rec.runtime.sources import open_source
+from action_rec.runtime.streams import Stream, StreamOutputs, StreamRunner
 from action_rec.runtime.window import ClipWindow, ScoreAverager
 from action_rec.templates import apply_overrides, load_template
 
@@ -172,14 +172,15 @@ def test_demo_on_a_file_is_reproducible_and_draws_every_frame(trained, tmp_path)
     _, expected_segments = recognize_video(model, trained["video"], progress=False, timeline={})
     out, log, timeline = tmp_path / "annotated.avi", tmp_path / "windows.jsonl", tmp_path / "timeline.json"
     source = open_source(str(trained["video"]))
-    summary = LiveDemo(model, source, show=False, output=out, json_path=log, timeline_path=timeline).run()
+    stream = Stream("file", source, model, outputs=StreamOutputs(out, log, timeline))
+    summary = StreamRunner(model, [stream]).run()["streams"][0]
     got = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(e["frame"], e["label"], e["top_k"], e["centre_s"]) for e in got] == [
         (e["frame"], e["label"], e["top_k"], e["centre_s"]) for e in expected
     ]
     assert json.loads(timeline.read_text()) == expected_segments and expected_segments
     n = sum(s["end"] - s["start"] for s in trained["truth"])
-    assert summary["frames_drawn"] == n and summary["windows_dropped"] == 0
+    assert summary["frames_drawn"] == n and summary["windows_stale"] == 0
     assert len(decode(out)) == n
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 

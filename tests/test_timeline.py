@@ -20,9 +20,9 @@ from action_rec.evaluation.timeline import (
     timeline_metrics,
 )
 from action_rec.export.no_action import calibrate_threshold, no_action_metadata
-from action_rec.inference.stream import ReconnectingSource, SourceError, TimedFrame
 from action_rec.runtime.labels import NO_ACTION_NAMES, ActionRule, no_action_classes
 from action_rec.runtime.segments import TimelineBuilder
+from action_rec.runtime.sources import ReconnectingSource, SourceError, TimedFrame
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -230,7 +230,7 @@ class FakeLive:
     def __init__(self, n: int, name: str = "fake://camera") -> None:
         self.name, self.n, self.k, self.released = name, n, 0, False
 
-    def read_timed(self) -> TimedFrame | None:
+    def read_timed(self, decode: bool = True) -> TimedFrame | None:
         if self.k >= self.n:
             return None
         self.k += 1

@@ -1,8 +1,7 @@
-"""Inference: video sources, the live demo, `recognize_video` over a file, the benchmark; the exported
+"""Inference: `recognize_video` over a file, the benchmark; the exported
 model, the sliding-window recognizer and the timeline come from `action_rec.runtime` (re-exported)."""
 
 from action_rec.inference.recognizer import format_timeline, recognize_video
-from action_rec.inference.stream import ReconnectingSource, SourceError, TimedFrame, open_source
 from action_rec.inference.synthetic_video import (
     format_truth,
     make_synthetic_video,
@@ -14,6 +13,7 @@ from action_rec.runtime.labels import NO_ACTION, ActionRule
 from action_rec.runtime.model import ExportedModel, ModelError
 from action_rec.runtime.recognizer import Recognizer
 from action_rec.runtime.segments import TimelineBuilder, label_runs
+from action_rec.runtime.sources import ReconnectingSource, SourceError, TimedFrame, open_source
 
 __all__ = [
     "NO_ACTION",

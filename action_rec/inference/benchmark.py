@@ -40,12 +40,12 @@ from tqdm import tqdm
 
 from action_rec.errors import UserError, run_cli
 from action_rec.fileio import atomic_path, atomic_write
-from action_rec.inference.overlay import draw_overlay
-from action_rec.inference.stream import open_source
 from action_rec.runtime.compile import HINTS, CompileError, compile_with_hint, cpu_capabilities, hints_for
 from action_rec.runtime.model import ExportedModel
 from action_rec.runtime.openvino_core import shared_core
+from action_rec.runtime.overlay import draw_overlay
 from action_rec.runtime.recognizer import Recognizer
+from action_rec.runtime.sources import open_source
 
 __all__ = [
     "BenchmarkError",

@@ -8,10 +8,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from action_rec.inference.stream import SourceError, open_source
 from action_rec.runtime.model import ExportedModel
 from action_rec.runtime.recognizer import Recognizer
 from action_rec.runtime.segments import label_runs
+from action_rec.runtime.sources import SourceError, open_source
 
 __all__ = ["recognize_video", "format_timeline"]
 

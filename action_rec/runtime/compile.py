@@ -28,6 +28,7 @@ __all__ = [
     "available_hints",
     "hint_config",
     "latency_config",
+    "throughput_config",
     "compile_with_hint",
 ]
 
@@ -82,6 +83,17 @@ def hint_config(hint: str, device: str = "CPU", core: ov.Core | None = None) -> 
 def latency_config(threads: int = 0, streams: int = 1) -> dict[str, Any]:
     """CPU settings for one live stream: latency mode, `streams` streams, `threads` (0: all cores)."""
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": str(streams)}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    return config
+
+
+def throughput_config(threads: int = 0, streams: int = 0) -> dict[str, Any]:
+    """CPU settings for many live streams at once: throughput mode, `streams` parallel inferences
+    (0: OpenVINO's choice for this CPU), `threads` in all (0: all cores)."""
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT"}
+    if streams:
+        config["NUM_STREAMS"] = str(streams)
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     return config

@@ -23,6 +23,7 @@ the segment timeline uses.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -105,6 +106,7 @@ class WindowJob:
     stride_s: float | None  # time between two windows
     reach: tuple[float, float] | None  # from its first frame to the end of its last
     fresh: bool = False  # the first window after a gap: the score average starts over
+    due: float = 0.0  # perf_counter() when the window was complete: how stale its result is
 
 
 class Recognizer:
@@ -130,11 +132,12 @@ class Recognizer:
         self.model = model
         self.fps = source_fps
         self.stride = stride
-        self.settings = stored = timeline_settings(model.meta, model.path)
+        self.settings = stored = timeline_settings(model.meta, getattr(model, "path", "model.json"))
         average = stored.average if average is None else average
         hysteresis = stored.hysteresis if hysteresis is None else hysteresis
         if threshold is None:
             threshold = stored.threshold  # None still: model.json's no_action.threshold
+        self.average = average
         self.preprocess = FramePreprocessor(model.input)
         self.rule = ActionRule.from_metadata(model.meta, threshold, hysteresis)
         self._action: int | None = None  # inference side: the previous window's decision
@@ -178,7 +181,17 @@ class Recognizer:
         if end_s is not None and stride_s is not None:  # frames last stride_s / stride each
             reach = (self._time_at(start), end_s + stride_s / self.stride)
             centre_s = (reach[0] + reach[1]) / 2
-        job = WindowJob(index, start, self.window.clip(), end_s, centre_s, stride_s, reach, self._fresh)
+        job = WindowJob(
+            index,
+            start,
+            self.window.clip(),
+            end_s,
+            centre_s,
+            stride_s,
+            reach,
+            self._fresh,
+            time.perf_counter(),
+        )
         self._fresh = False
         return job
 

@@ -130,6 +130,18 @@ class TimelineBuilder:
             closed += self._confirm(run)
         return closed
 
+    def current(self) -> dict[str, Any] | None:
+        """The open action segment, once it has lasted `min_segment_s` (None: no action, or nothing
+        confirmed yet): `{"start_s", "label", "score"}`, what a "start" event says."""
+        run = self._state
+        if run is None or run.label is None or run.windows == 0:
+            return None
+        return {
+            "start_s": round(run.start, 3),
+            "label": self.rule.name(run.label),
+            "score": round(run.score_sum / run.windows, 4),
+        }
+
     def _confirm(self, run: _Run) -> list[dict[str, Any]]:
         """`run` (the last pending one) is long enough: the short runs before it join the state."""
         self._pending.pop()

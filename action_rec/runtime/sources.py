@@ -1,5 +1,9 @@
 """Video sources: a camera index, a video file or a network stream, opened with a clear error.
 
+Decoding is the largest cost per stream after inference, so a frame that is neither sampled nor drawn
+is only grabbed (`read_timed(decode=False)`: demuxed and decoded by the backend, never converted to a
+BGR array); `retrieve()` converts the last grabbed frame after all when it turns out to be needed.
+
 Live sources (cameras, rtsp/http streams) produce frames whether or not we keep up, so the reader
 must never fall behind: when a consumer is slow, stale frames are dropped. A file is read at the
 speed of its consumers and never loses a frame, so results on a file are reproducible.
@@ -25,13 +29,15 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from action_rec.errors import UserError
+from action_rec.runtime.errors import UserError
 
 __all__ = [
     "SourceError",
     "TimedFrame",
+    "FrameSource",
     "VideoSource",
     "ReconnectingSource",
+    "LoopingFile",
     "open_source",
     "put_latest",
 ]
@@ -47,7 +53,7 @@ class SourceError(UserError):
 class TimedFrame:
     """A decoded BGR frame and when it was taken (seconds; None: a file, whose times are index / fps)."""
 
-    image: np.ndarray
+    image: np.ndarray | None  # None: grabbed only (`read_timed(decode=False)`); `retrieve()` converts it
     time_s: float | None = None
     after_gap: bool = False  # the first frame after the source dropped and was reopened
 
@@ -59,7 +65,9 @@ class FrameSource(Protocol):
     live: bool
     fps: float | None
 
-    def read_timed(self) -> TimedFrame | None: ...
+    def read_timed(self, decode: bool = True) -> TimedFrame | None: ...
+
+    def retrieve(self) -> np.ndarray | None: ...
 
     def release(self) -> None: ...
 
@@ -81,10 +89,14 @@ class VideoSource:
         ok, frame = self.capture.read()
         return frame if ok else None
 
-    def read_timed(self) -> TimedFrame | None:
+    def read_timed(self, decode: bool = True) -> TimedFrame | None:
         """The next frame with its time since this source's first frame (live sources: the stream's
-        timestamp when it gives increasing ones, else the clock); None at the end of the stream."""
-        ok, frame = self.capture.read()
+        timestamp when it gives increasing ones, else the clock); None at the end of the stream.
+        `decode=False` grabs the frame without converting it (`image` None)."""
+        if decode:
+            ok, frame = self.capture.read()
+        else:
+            ok, frame = self.capture.grab(), None
         if not ok:
             return None
         if not self.live:
@@ -98,6 +110,11 @@ class VideoSource:
             return TimedFrame(frame, (stream_ms - self._first[0]) / 1000.0)
         self._last_ms = float("inf")  # one bad timestamp: the clock from now on, never a mix
         return TimedFrame(frame, now - self._first[1])
+
+    def retrieve(self) -> np.ndarray | None:
+        """The last grabbed frame, converted after all (None when the backend cannot)."""
+        ok, frame = self.capture.retrieve()
+        return frame if ok else None
 
     def release(self) -> None:
         self.capture.release()
@@ -174,9 +191,9 @@ class ReconnectingSource:
         self._last: tuple[float, float] | None = None  # (timeline time, clock) of the last frame
         self._reopened = False
 
-    def read_timed(self) -> TimedFrame | None:
+    def read_timed(self, decode: bool = True) -> TimedFrame | None:
         while not self.stop.is_set():
-            frame = self.source.read_timed()
+            frame = self.source.read_timed(decode)
             if frame is not None:
                 return self._stamp(frame)
             if not self._reopen():
@@ -186,6 +203,9 @@ class ReconnectingSource:
     def read(self) -> Any:
         frame = self.read_timed()
         return None if frame is None else frame.image
+
+    def retrieve(self) -> np.ndarray | None:
+        return self.source.retrieve()
 
     def _stamp(self, frame: TimedFrame) -> TimedFrame:
         now = time.monotonic()
@@ -233,8 +253,58 @@ class _Closed:
     def __init__(self, name: str) -> None:
         self.name, self.live, self.fps = name, True, None
 
-    def read_timed(self) -> None:
+    def read_timed(self, decode: bool = True) -> None:
+        return None
+
+    def retrieve(self) -> None:
         return None
 
     def release(self) -> None:
         pass
+
+
+class LoopingFile:
+    """A video file played as a camera: at its own frame rate (`fps` overrides it), from the start
+    again at its end, with clock timestamps. The recognizer sees an endless live stream, so stale work
+    is dropped as for a camera: what the stream benchmark and the soak run read, and `--loop`."""
+
+    live = True
+
+    def __init__(self, path: str | Path, fps: float | None = None, loops: int | None = None) -> None:
+        self.source = open_source(str(path))
+        if self.source.live:
+            self.source.release()
+            raise SourceError(f"{path}: only a video file can be looped")
+        self.path, self.name = str(path), self.source.name
+        self.fps = float(fps or self.source.fps or 25.0)
+        self.frame_count = None
+        self.loops_left = loops  # None: forever
+        self._start: float | None = None
+        self._index = 0
+
+    def read_timed(self, decode: bool = True) -> TimedFrame | None:
+        frame = self.source.read_timed(decode)
+        if frame is None:
+            if self.loops_left is not None:
+                self.loops_left -= 1
+                if self.loops_left <= 0:
+                    return None
+            self.source.release()
+            self.source = open_source(self.path)
+            frame = self.source.read_timed(decode)
+            if frame is None:
+                raise SourceError(f"{self.path}: no frame could be decoded")
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._index / self.fps  # a camera delivers its frames on time, never early
+        if due > now:
+            time.sleep(due - now)
+        self._index += 1
+        return TimedFrame(frame.image, (self._index - 1) / self.fps)
+
+    def retrieve(self) -> np.ndarray | None:
+        return self.source.retrieve()
+
+    def release(self) -> None:
+        self.source.release()
