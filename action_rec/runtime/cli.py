@@ -208,13 +208,13 @@ def _check(args: argparse.Namespace) -> None:
         )
 
 
-def _open(source: str, args: argparse.Namespace) -> FrameSource:
+def _open(source: str, args: argparse.Namespace, decode_threads: int | None) -> FrameSource:
     if args.loop:
-        return LoopingFile(source)
-    opened = open_source(source)
+        return LoopingFile(source, decode_threads=decode_threads)
+    opened = open_source(source, decode_threads)
     if opened.live and args.reconnect_tries != 0:
         opened.release()
-        return ReconnectingSource(lambda: open_source(source), tries=args.reconnect_tries)
+        return ReconnectingSource(lambda: open_source(source, decode_threads), tries=args.reconnect_tries)
     return opened
 
 
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None, prog: str = "demo.py", default_model: Pa
                 _per_stream(args.json, name, several, "--json"),
                 _per_stream(args.timeline, name, several, "--timeline"),
             )
-            source = _open(spec, args)
+            source = _open(spec, args, 1 if several else None)  # many streams: one decoder thread each
             if outputs.timeline and not source.live and not source.fps:
                 raise DemoError(f"{spec}: the file has no frame rate, so --timeline has no times")
             streams.append(Stream(name, source, model, settings, outputs, show=not args.no_show))

@@ -120,20 +120,32 @@ class VideoSource:
         self.capture.release()
 
 
-def open_source(spec: str | int) -> VideoSource:
-    """Open `spec`: an integer (or digits) is a camera index, `scheme://...` a stream, else a file."""
+def _capture(target: str | int, decode_threads: int | None) -> cv2.VideoCapture:
+    """A VideoCapture, with `decode_threads` decoder threads where the backend takes the setting."""
+    if decode_threads:
+        capture = cv2.VideoCapture(target, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, int(decode_threads)])
+        if capture.isOpened():
+            return capture
+        capture.release()
+    return cv2.VideoCapture(target)
+
+
+def open_source(spec: str | int, decode_threads: int | None = None) -> VideoSource:
+    """Open `spec`: an integer (or digits) is a camera index, `scheme://...` a stream, else a file.
+    `decode_threads` caps the decoder's threads (None: the backend's choice, all cores); with many
+    streams one each is cheapest, and its CPU time is then the capture thread's own."""
     text = str(spec)
     if text.isdigit():
-        capture, live = cv2.VideoCapture(int(text)), True
+        capture, live = _capture(int(text), decode_threads), True
         what = f"camera {text}"
     elif _URL.match(text):
-        capture, live = cv2.VideoCapture(text), True
+        capture, live = _capture(text, decode_threads), True
         what = f"stream {text}"
     else:
         path = Path(text)
         if not path.is_file():
             raise SourceError(f"{text}: no such video file")
-        capture, live = cv2.VideoCapture(str(path)), False
+        capture, live = _capture(str(path), decode_threads), False
         what = text
     if not capture.isOpened():
         capture.release()
@@ -270,8 +282,15 @@ class LoopingFile:
 
     live = True
 
-    def __init__(self, path: str | Path, fps: float | None = None, loops: int | None = None) -> None:
-        self.source = open_source(str(path))
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float | None = None,
+        loops: int | None = None,
+        decode_threads: int | None = None,
+    ) -> None:
+        self.decode_threads = decode_threads
+        self.source = open_source(str(path), decode_threads)
         if self.source.live:
             self.source.release()
             raise SourceError(f"{path}: only a video file can be looped")
@@ -290,7 +309,7 @@ class LoopingFile:
                 if self.loops_left <= 0:
                     return None
             self.source.release()
-            self.source = open_source(self.path)
+            self.source = open_source(self.path, self.decode_threads)
             frame = self.source.read_timed(decode)
             if frame is None:
                 raise SourceError(f"{self.path}: no frame could be decoded")
