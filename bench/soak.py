@@ -1,19 +1,21 @@
-"""Soak test of the live recognizer: a looping video read at its real frame rate for a long time,
-with resident memory and inference latency percentiles every minute. Nothing may grow.
+"""Soak run of the live recognizer: several camera streams for a long time, with resident memory and
+window latency percentiles every minute. Nothing may grow.
 
-The demo's whole live path runs (capture, inference and drawing threads, the per-window decisions and
-the segment timeline), headless. The model is deliberately tiny (an untrained small 3D CNN exported to
-IR: 8 x 64 x 64 input, the quick start's clip) so that the figures show the recognizer's own memory
-and overhead, not a network's; the video is the synthetic test video with no-action gaps (128 x 128,
-30 fps), made on the spot unless `--video` is given.
+The whole live path of demo.py runs headless (runtime/streams.py: capture threads, one compiled model
+with asynchronous requests, the per-window decisions, segment timelines and start/end events, written
+as JSON lines). Each stream is the benchmark's camera (bench/streams.py): a 640 x 480 video looped at
+30 FPS, a window every 8 frames; the model is the published S3D with random weights, the FP32 IR as
+export.py writes it, under OpenVINO's default settings. The window latency is the time from a window's
+last frame to its decision (waiting for a request included).
 
-    venv/bin/python -m bench.soak                 # 20 minutes (the real run)
-    venv/bin/python -m bench.soak --minutes 2     # a short check
+    venv/bin/python -m bench.soak                  # 4 streams for 20 minutes (the real run)
+    venv/bin/python -m bench.soak --minutes 2      # a short check
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -22,58 +24,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-from action_rec.inference.demo import LiveDemo
-from torch import nn
 
-from action_rec.data.synthetic import BACKGROUND, CLASSES
-from action_rec.export.pipeline import ExportOptions, export_module
-from action_rec.inference import ExportedModel, TimedFrame, make_synthetic_video, open_source
-from action_rec.templates import apply_overrides, load_template
-from bench.harness import MODELS, TEMPLATES, bench_command, environment, environment_text, finish_environment
-
-TEMPLATE = TEMPLATES / MODELS["s3d"] / "template.yaml"
-
-
-class TinyNet(nn.Module):
-    def __init__(self, classes: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv3d(3, 16, 3, (1, 2, 2), 1), nn.ReLU(), nn.Conv3d(16, 32, 3, 2, 1), nn.ReLU(),
-            nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(32, classes),
-        )  # fmt: skip
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def probabilities(self, scores: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(scores, dim=1)
-
-
-class LoopingFile:
-    """A video file played as a camera: at its own frame rate, from the start again at its end, with
-    clock timestamps (the recognizer sees an endless live stream)."""
-
-    live = True
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.source = path, open_source(str(path))
-        self.name, self.fps = f"{path} (looping)", self.source.fps or 30.0
-        self.loops, self._start, self._frames = 0, time.monotonic(), 0
-
-    def read_timed(self) -> TimedFrame | None:
-        frame = self.source.read()
-        if frame is None:
-            self.source.release()
-            self.source, self.loops = open_source(str(self.path)), self.loops + 1
-            frame = self.source.read()
-        due = self._start + self._frames / self.fps
-        time.sleep(max(0.0, due - time.monotonic()))
-        self._frames += 1
-        return TimedFrame(frame, time.monotonic() - self._start)
-
-    def release(self) -> None:
-        self.source.release()
+from action_rec.runtime.compile import throughput_config
+from action_rec.runtime.events import EventBus, EventDelivery, JsonLinesSink
+from action_rec.runtime.model import ExportedModel
+from action_rec.runtime.sources import LoopingFile
+from action_rec.runtime.streams import Stream, StreamRunner, StreamSettings
+from bench.harness import (
+    MODELS,
+    bench_command,
+    environment,
+    environment_text,
+    finish_environment,
+    markdown_table,
+)
+from bench.streams import FPS, STRIDE, camera_video, export_irs
 
 
 def rss_mb() -> float:
@@ -87,88 +52,97 @@ def rss_mb() -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=20.0, help="how long to run (default 20)")
-    p.add_argument("--video", type=Path, help="video to loop (default: the synthetic test video)")
-    p.add_argument("--stride", type=int, default=4)
-    p.add_argument("--average", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1, help="OpenVINO inference threads (default 1)")
+    p.add_argument("--streams", type=int, default=4, help="camera streams (default 4)")
+    p.add_argument("--model", choices=list(MODELS), default="s3d")
+    p.add_argument("--int8", action="store_true", help="the INT8 IR instead of FP32")
     p.add_argument("--interval", type=float, default=60.0, help="seconds between two records (default 60)")
+    p.add_argument("--work-dir", type=Path, help="keep the IRs, the video and the events here")
     args = p.parse_args(argv)
     command = bench_command("bench.soak", argv)
-    env = environment(args.threads, "OpenVINO under the default hint (the live demo's)", ("openvino",))
-
-    work = Path(tempfile.mkdtemp(prefix="soak_"))
-    torch.manual_seed(0)
-    names = [c.name for c in CLASSES[:6]] + [BACKGROUND.name]
-    template = apply_overrides(
-        load_template(TEMPLATE),
-        ["input.clip_len=8", "input.frame_interval=2", "input.size=64", "input.resize_short=72", "model.head=linear"],
-    )  # fmt: skip
-    export_module(
-        TinyNet(len(names)).eval(), template, names, work / "export", ExportOptions(progress=False), log=lambda *_: None
-    )  # fmt: skip
-    video = args.video
-    if video is None:
-        video = work / "test.mp4"
-        labels = np.random.default_rng(0).permutation(np.repeat(np.arange(6), 2)).tolist()
-        make_synthetic_video(video, labels, frames_per_segment=16, size=128, gap_frames=(24, 48))
-    model = ExportedModel(work / "export" / "model.xml", threads=args.threads)
-    source = LoopingFile(video)
-    demo = LiveDemo(model, source, stride=args.stride, average=args.average, show=False)
+    cores = os.cpu_count() or 1
+    env = environment(cores, "OpenVINO's default settings, throughput mode", ("openvino", "opencv-python"))
+    tmp = tempfile.TemporaryDirectory() if args.work_dir is None else None
+    work = Path(tmp.name) if tmp else args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    video = work / "camera.mp4"
+    if not video.is_file():
+        camera_video(video)
+    xml = export_irs(args.model, work) / ("model_int8.xml" if args.int8 else "model.xml")
+    model = ExportedModel(xml, config=throughput_config())
+    streams = [
+        Stream(f"cam{k}", LoopingFile(video, fps=FPS, decode_threads=1), model, StreamSettings(stride=STRIDE))
+        for k in range(args.streams)
+    ]
+    events = EventBus([EventDelivery(JsonLinesSink(work / "events.jsonl"))])
+    runner = StreamRunner(model, streams, events=events, log=lambda message: print(message, flush=True))
     print(f"command: {command}\n{environment_text(env)}")
     print(
-        f"soak: {video} looped at {source.fps:g} fps for {args.minutes:g} min; tiny IR {template['input']['clip_len']}"
-        f" x {template['input']['size']}^2, stride {args.stride}, average {args.average}, {args.threads} thread(s)"
+        f"soak: {args.streams} streams of {video.name} (640 x 480) looped at {FPS:g} fps for {args.minutes:g} min; "
+        f"{args.model.upper()} {'INT8' if args.int8 else 'FP32'} IR, a window every {STRIDE} frames, "
+        f"{runner.requests} infer requests",
+        flush=True,
     )
-    print(
-        f"{'min':>5} {'RSS MB':>8} {'p50 ms':>7} {'p99 ms':>7} {'windows':>8} {'dropped':>8} {'segments':>8} {'loops':>6}"
-    )
-    records: list[dict[str, float]] = []
+    header = [
+        "minute",
+        "RSS MB",
+        "latency p50 ms",
+        "latency p99 ms",
+        "windows",
+        "stale",
+        "segments",
+        "frames",
+    ]
+    print(" | ".join(header), flush=True)
+    records: list[list] = []
     done = threading.Event()
 
     def monitor() -> None:
-        start, seen = time.monotonic(), 0
+        start, seen = time.monotonic(), {s.name: 0 for s in streams}
         while not done.wait(max(0.0, start + (len(records) + 1) * args.interval - time.monotonic())):
-            count = model.inferences
-            recent = list(model.latencies_ms)[-(count - seen) :] if count > seen else []
-            seen = count
-            row = {
-                "minute": (time.monotonic() - start) / 60,
-                "rss_mb": rss_mb(),
-                "p50_ms": float(np.percentile(recent, 50)) if recent else float("nan"),
-                "p99_ms": float(np.percentile(recent, 99)) if recent else float("nan"),
-                "windows": len(recent),
-                "dropped": demo.stats["windows_dropped"],
-                "segments": len(demo.timeline.segments),
-                "loops": source.loops,
-            }
+            recent: list[float] = []
+            for s in streams:
+                new = s.stats["windows"] - seen[s.name]
+                seen[s.name] = s.stats["windows"]
+                recent += list(s.delays_ms)[-new:] if new > 0 else []
+            row = [
+                round((time.monotonic() - start) / 60, 1),
+                round(rss_mb(), 1),
+                round(float(np.percentile(recent, 50)), 1) if recent else float("nan"),
+                round(float(np.percentile(recent, 99)), 1) if recent else float("nan"),
+                len(recent),
+                sum(s.stats["windows_stale"] for s in streams),
+                sum(len(s.timeline.segments) for s in streams),
+                sum(s.stats["frames_read"] for s in streams),
+            ]
             records.append(row)
-            print(
-                f"{row['minute']:5.1f} {row['rss_mb']:8.1f} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
-                f"{row['windows']:8d} {row['dropped']:8d} {row['segments']:8d} {row['loops']:6d}",
-                flush=True,
-            )
-            if row["minute"] >= args.minutes - 1e-6:
-                demo.stop.set()
+            print(" | ".join(str(v) for v in row), flush=True)
+            if row[0] >= args.minutes - 1e-6:
+                runner.stop.set()
                 return
 
     thread = threading.Thread(target=monitor, daemon=True)
     thread.start()
-    summary = demo.run()
+    summary = runner.run()
     done.set()
     thread.join()
+    (delivery,) = events.close()
+    print(f"\n{markdown_table(header, records)}\n")
     if len(records) >= 2:
         first, last = records[0], records[-1]
         base = records[1] if len(records) > 2 else first  # minute 1 includes the warm-up
         print(
-            f"first minute: RSS {first['rss_mb']:.1f} MB, p50 {first['p50_ms']:.2f} ms, p99 {first['p99_ms']:.2f} ms; "
-            f"last minute: RSS {last['rss_mb']:.1f} MB, p50 {last['p50_ms']:.2f} ms, p99 {last['p99_ms']:.2f} ms"
+            f"first minute: RSS {first[1]} MB, p50 {first[2]} ms, p99 {first[3]} ms; last minute: RSS {last[1]} MB, "
+            f"p50 {last[2]} ms, p99 {last[3]} ms; RSS change from minute {base[0]:g} to the last: "
+            f"{last[1] - base[1]:+.1f} MB"
         )
-        print(
-            f"RSS change from minute {base['minute']:.0f} to the last: {last['rss_mb'] - base['rss_mb']:+.1f} MB; "
-            f"{summary['frames_read']} frames, {summary['windows']} windows, {summary['windows_dropped']} stale "
-            f"windows dropped, {summary['segments']} segments in {summary['elapsed_s'] / 60:.1f} min"
-        )
-    print(f"{environment_text(finish_environment(env, args.threads))}\ncommand: {command}")
+    frames = sum(s["frames_read"] for s in summary["streams"])
+    print(
+        f"{frames} frames, {sum(s['windows'] for s in summary['streams'])} windows, "
+        f"{sum(s['windows_stale'] for s in summary['streams'])} stale windows dropped, "
+        f"{sum(s['segments'] for s in summary['streams'])} segments in {summary['elapsed_s'] / 60:.1f} min; events: "
+        f"{delivery['delivered']} delivered, {delivery['dropped']} dropped"
+    )
+    print(f"{environment_text(finish_environment(env, cores))}\ncommand: {command}")
     return 0
 
 

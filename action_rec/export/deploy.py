@@ -98,17 +98,24 @@ runs an exported model, the same files the toolkit's demo and eval tools use):
 
 ```bash
 python -m venv venv && venv/bin/pip install -r requirements.txt
-venv/bin/python recognize.py --input 0                                    # camera 0
-venv/bin/python recognize.py --input video.mp4 --no-show --json out.json  # a file, headless
-venv/bin/python recognize.py --input rtsp://camera/stream                 # a network stream
+venv/bin/python recognize.py --input 0                                          # camera 0
+venv/bin/python recognize.py --input video.mp4 --no-show --timeline t.json      # a file, headless
+venv/bin/python recognize.py --input door=rtsp://cam1/s --input hall=rtsp://cam2/s --no-show \\
+    --timeline 'out/{{name}}.json' --events events.jsonl --events-url http://host:8080/actions
 ```
 
-Options: `--int8` (the INT8 model), `--threshold 0.6` (below this averaged score the window is
-"no action"; 0 never), `--hysteresis 0.1` (the previous window's action holds while its score is
-this close to the top one), `--stride 8` (frames between two windows), `--average 3` (windows averaged),
-`--hint default|f32|bf16` (CPU execution precision; default is OpenVINO's own, bf16 on CPUs that have
-it), `--device`. q, Esc or Ctrl-C stops a camera or stream. `--json` writes every window (label, score, top-k, latency) and the segments: runs of
-windows with the same label, `start_s`/`end_s` being the times of their first and last windows' ends.
+One process serves any number of inputs (`--input` repeated, or `--inputs cameras.txt` with one
+`NAME=SOURCE` per line) with one compiled model, and shows them all in one window (a mosaic) unless
+`--no-show` is given. Each input has its own window, timeline and outputs (`--json` per-window
+log, `--timeline` segments, `--output` annotated video; `{{name}}` in the path, one file per input). A
+camera or stream that drops is reopened with growing waits while the others go on. `--events FILE`
+(or `-`) writes a JSON line as each action starts and ends (stream, label, score, stream time, wall
+time); `--events-url URL` POSTs the same JSON, retried while the endpoint is down, never holding up
+recognition. `--int8` runs the INT8 model; `--threshold`, `--min-segment`, `--hysteresis` and
+`--average` override the settings in model.json; `--precision-hint default|f32|bf16` sets the CPU
+execution precision (default: OpenVINO's own, bf16 on CPUs that have it); `--device` the OpenVINO
+device. q, Esc or Ctrl-C ends the run and keeps what was recognized. `python recognize.py --help`
+lists everything.
 
 ## The model
 
