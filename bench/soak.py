@@ -1,7 +1,7 @@
 """Soak run of the live recognizer: several camera streams for a long time, with resident memory and
 window latency percentiles every minute. Nothing may grow.
 
-The whole live path of demo.py runs headless (runtime/streams.py: capture threads, one compiled model
+The whole live path of demo.py runs headless (runtime/runner.py: capture threads, one compiled model
 with asynchronous requests, the per-window decisions, segment timelines and start/end events, written
 as JSON lines). Each stream is the benchmark's camera (bench/streams.py): a 640 x 480 video looped at
 30 FPS, a window every 8 frames; the model is the published S3D with random weights, the FP32 IR as
@@ -28,8 +28,9 @@ import numpy as np
 from action_rec.runtime.compile import throughput_config
 from action_rec.runtime.events import EventBus, EventDelivery, JsonLinesSink
 from action_rec.runtime.model import ExportedModel
+from action_rec.runtime.runner import StreamRunner
 from action_rec.runtime.sources import LoopingFile
-from action_rec.runtime.streams import Stream, StreamRunner, StreamSettings
+from action_rec.runtime.stream import Stream, StreamSettings
 from bench.harness import (
     MODELS,
     bench_command,

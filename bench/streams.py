@@ -2,7 +2,7 @@
 
 Each stream is a looping 640 x 480 video played as a camera at 30 FPS (runtime.sources.LoopingFile:
 frames come at their time, never early), recognized by the live recognizer of demo.py with a window
-every 8 frames (runtime/streams.py: one compiled model, OpenVINO's throughput settings, asynchronous
+every 8 frames (runtime/runner.py: one compiled model, OpenVINO's throughput settings, asynchronous
 requests). A number of streams is real time when, over the whole trial, no stale window was dropped
 and every stream read at least 97 % of the frames its camera delivered. A 20-second probe of one
 stream gives the CPU a stream costs and a first guess; full trials then step from it one stream at a
@@ -36,8 +36,9 @@ import numpy as np
 from action_rec.export.pipeline import ExportOptions, export_module
 from action_rec.runtime.compile import throughput_config
 from action_rec.runtime.model import ExportedModel
+from action_rec.runtime.runner import StreamRunner
 from action_rec.runtime.sources import LoopingFile
-from action_rec.runtime.streams import Stream, StreamRunner, StreamSettings
+from action_rec.runtime.stream import Stream, StreamSettings
 from action_rec.templates import load_template
 from bench.harness import (
     MODELS,

@@ -238,7 +238,8 @@ def test_live_source_that_fails_mid_stream_is_reopened_and_the_run_goes_on(
     model_xml, real_data_dir, tmp_path
 ):
     from action_rec.inference import ExportedModel, ReconnectingSource, SourceError
-    from action_rec.runtime.streams import Stream, StreamOutputs, StreamRunner
+    from action_rec.runtime.runner import StreamRunner
+    from action_rec.runtime.stream import Stream, StreamOutputs
 
     frames = _frames(real_data_dir / "mmaction2" / "demo.mp4", 120)
     parts = [frames[:60], frames[60:]]

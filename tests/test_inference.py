@@ -27,8 +27,9 @@ from action_rec.inference.synthetic_video import truth_segments, windows_inside_
 from action_rec.runtime.frames import FramePreprocessor, frames_to_input
 from action_rec.runtime.metadata import metadata_path
 from action_rec.runtime.overlay import draw_overlay
+from action_rec.runtime.runner import StreamRunner
 from action_rec.runtime.sources import open_source
-from action_rec.runtime.streams import Stream, StreamOutputs, StreamRunner
+from action_rec.runtime.stream import Stream, StreamOutputs
 from action_rec.runtime.window import ClipWindow, ScoreAverager
 from action_rec.templates import apply_overrides, load_template
 

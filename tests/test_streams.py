@@ -1,4 +1,4 @@
-"""Many streams in one process (runtime/streams.py, the command line of demo.py and recognize.py) and
+"""Many streams in one process (runtime/runner.py and stream.py, the command line of demo.py and recognize.py) and
 their events (runtime/events.py): independent timelines, a failing stream that is reopened while the
 others go on, frames that are only grabbed, and events that reach an HTTP endpoint in order, also
 when it is slow or down for a while."""
@@ -22,8 +22,9 @@ from action_rec.runtime.cli import parse_sources
 from action_rec.runtime.events import EventBus, EventDelivery, HttpSink
 from action_rec.runtime.model import ExportedModel
 from action_rec.runtime.overlay import DemoError, mosaic
+from action_rec.runtime.runner import StreamRunner
 from action_rec.runtime.sources import ReconnectingSource, SourceError, TimedFrame, open_source
-from action_rec.runtime.streams import Stream, StreamOutputs, StreamRunner, StreamSettings
+from action_rec.runtime.stream import Stream, StreamOutputs, StreamSettings
 
 
 def _still_video(path: Path, frames: int = 120) -> Path:

@@ -24,8 +24,9 @@ from action_rec.runtime.errors import UserError
 from action_rec.runtime.events import EventBus, EventDelivery, HttpSink, JsonLinesSink
 from action_rec.runtime.model import ExportedModel
 from action_rec.runtime.overlay import DemoError
+from action_rec.runtime.runner import StreamRunner
 from action_rec.runtime.sources import FrameSource, LoopingFile, ReconnectingSource, open_source
-from action_rec.runtime.streams import Stream, StreamOutputs, StreamRunner, StreamSettings
+from action_rec.runtime.stream import Stream, StreamOutputs, StreamSettings
 
 __all__ = ["build_parser", "parse_sources", "main"]
 
