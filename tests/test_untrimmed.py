@@ -280,3 +280,104 @@ def test_recordings_are_split_whole_seeded_and_check_clean(tmp_path):
             == 0
         )
     assert splits[0] == splits[1] and splits[0] != splits[2]
+
+
+# --- eval_timeline.py --model --videos: the demo's recognizer on held-out recordings -----------------
+
+
+def copy_export(trained: dict, folder: Path, timeline: dict | None = None) -> Path:
+    """The tiny export copied to `folder`, with `timeline` as model.json's timeline block."""
+    folder.mkdir(parents=True, exist_ok=True)
+    src = trained["xml"].parent
+    for name in ("model.xml", "model.bin"):
+        (folder / name).write_bytes((src / name).read_bytes())
+    meta = json.loads((src / "model.json").read_text())
+    if timeline is not None:
+        meta["timeline"] = timeline
+    (folder / "model.json").write_text(json.dumps(meta))
+    return folder / "model.xml"
+
+
+def truth_list(trained: dict, folder: Path, copies: int = 1) -> Path:
+    from action_rec.inference.synthetic_video import truth_segments
+
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = folder / "truth.json"
+    truth.write_text(json.dumps(truth_segments(trained["truth"], 30.0)))
+    lines = [f"{trained['video'].resolve()}\t{truth.name}\n"] * copies
+    (folder / "test_videos.txt").write_text("# header comment\n" + "".join(lines))
+    return folder / "test_videos.txt"
+
+
+def test_eval_timeline_videos_runs_the_demo_recognizer_and_pools(trained, tmp_path, capsys):
+    from action_rec.evaluation.timeline import timeline_metrics
+    from action_rec.inference.recognizer import recognize_video
+
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import eval_timeline as tool
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    import yaml
+
+    videos = truth_list(trained, tmp_path / "list", copies=2)
+    out = tmp_path / "eval"
+    code = tool.main(
+        ["--model", str(trained["xml"]), "--videos", str(videos), "--out-dir", str(out), "--no-progress"]
+    )
+    assert code == 0, capsys.readouterr().err
+    report = yaml.safe_load((out / "timeline_metrics.yaml").read_text())
+    assert len(report["videos"]) == 2 and {p.name for p in out.glob("*.png")} == {
+        "synthetic-0.png",
+        "synthetic-1.png",
+        "overall.png",
+    }
+    # The same numbers as the demo's recognizer (recognize_video) and the one-pair measures give.
+    _, segments = recognize_video(trained["xml"], trained["video"], progress=False, timeline={})
+    truth = read_segments(videos.parent / "truth.json")
+    expected = timeline_metrics(segments, truth, 160 / 30.0)
+    for name in ("synthetic-0", "synthetic-1"):
+        for key in ("frame_accuracy", "f1@0.10", "f1@0.25", "f1@0.50", "edit"):
+            assert report["videos"][name][key] == pytest.approx(expected[key], abs=1e-3)
+            assert report["overall"][key] == pytest.approx(expected[key], abs=1e-3)  # two copies pool to one
+    assert set(report["overall"]["per_class_f1"]) >= {s["label"] for s in truth}
+    # A folder of videos with <stem>.json beside them is read the same way.
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "synthetic.mp4").symlink_to(trained["video"])
+    (folder / "synthetic.json").write_text((videos.parent / "truth.json").read_text())
+    assert tool.main(["--model", str(trained["xml"]), "--videos", str(folder), "--out-dir", str(tmp_path / "e2"),
+                      "--no-progress", "--no-plot"]) == 0  # fmt: skip
+    again = yaml.safe_load((tmp_path / "e2" / "timeline_metrics.yaml").read_text())
+    assert again["overall"]["f1@0.50"] == report["overall"]["f1@0.50"]
+
+
+def test_eval_timeline_uses_model_json_settings_unless_overridden(trained, tmp_path):
+    from action_rec.evaluation.timeline_videos import evaluate_videos, video_truth_pairs
+
+    pairs = video_truth_pairs(truth_list(trained, tmp_path / "list"))
+    plain = evaluate_videos(trained["xml"], pairs, tmp_path / "a", progress=False, plots=False)
+    xml = copy_export(trained, tmp_path / "long", {"min_segment_s": 60.0, "average": 1})
+    stored = evaluate_videos(xml, pairs, tmp_path / "b", progress=False, plots=False)
+    assert stored["settings"]["min_segment_s"] == 60.0 and stored["settings"]["average"] == 1
+    assert stored["overall"]["segments_predicted"] == 1  # nothing lasts 60 s: one segment stands for all
+    assert plain["overall"]["segments_predicted"] > 1
+    override = evaluate_videos(
+        xml, pairs, tmp_path / "c", min_segment_s=0.5, average=3, progress=False, plots=False
+    )
+    assert override["overall"] == plain["overall"]
+
+
+def test_pooled_f1_sums_counts_over_videos():
+    from action_rec.evaluation.timeline_videos import measure, pool
+
+    seg = [{"start_s": 0.0, "end_s": 2.0, "label": "a"}]
+    perfect = measure(seg, seg, 4.0)
+    missed = measure([], seg + [{"start_s": 2.5, "end_s": 3.5, "label": "b"}], 4.0)
+    overall = pool([perfect, missed])
+    assert perfect["f1@0.50"] == 1.0 and missed["f1@0.50"] == 0.0
+    assert overall["f1@0.50"] == pytest.approx(2 * 1.0 * (1 / 3) / (1 + 1 / 3))  # P = 1/1, R = 1/3
+    assert overall["frame_accuracy"] == pytest.approx(
+        100 * (4 + 1) / 8
+    )  # missed: only 0.5..., 2..2.5, 3.5..4
+    assert overall["per_class_f1"] == {"a": pytest.approx(2 / 3), "b": 0.0}

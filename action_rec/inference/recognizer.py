@@ -21,19 +21,20 @@ def recognize_video(
     video_path: str | Path,
     *,
     stride: int = 8,
-    average: int = 3,
+    average: int | None = None,
     top_k: int = 3,
     device: str = "CPU",
     threads: int = 0,
     progress: bool = True,
     threshold: float | None = None,
-    hysteresis: float = 0.1,
+    hysteresis: float | None = None,
     timeline: dict[str, float] | None = None,
 ) -> list[dict[str, Any]] | tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Run the recognizer over every frame of a video file; returns the per-window entries, and with
     `timeline` (the timeline's smoothing: `{}`, or `{"min_segment_s": ...}`) also the segments, as
     `(entries, segments)`. `threshold` and `hysteresis` are the labels' rule (runtime/labels.py): the
-    entries and the segments show the same decisions.
+    entries and the segments show the same decisions. `average`, `threshold`, `hysteresis` and the
+    timeline's `min_segment_s` left at None take model.json's timeline settings, as the demo does.
 
     Deterministic: no frame is dropped; the same as `tools/demo.py` on the file. Raises SourceError /
     ModelError with a one-line message.
