@@ -381,3 +381,70 @@ def test_pooled_f1_sums_counts_over_videos():
         100 * (4 + 1) / 8
     )  # missed: only 0.5..., 2..2.5, 3.5..4
     assert overall["per_class_f1"] == {"a": pytest.approx(2 / 3), "b": 0.0}
+
+
+# --- calibrating the timeline settings on validation recordings ------------------------------------
+
+
+def test_replayed_timeline_is_the_recognizers(trained):
+    """Calibration scores settings by replaying kept window probabilities: the same segments as
+    recognize_video (the demo's recognizer) gives with those settings."""
+    from action_rec.inference.recognizer import recognize_video, replay_timeline, video_windows
+    from action_rec.runtime.metadata import TimelineSettings
+    from action_rec.runtime.model import ExportedModel
+
+    model = ExportedModel(trained["xml"])
+    windows = video_windows(model, trained["video"], stride=4)
+    for settings in (
+        TimelineSettings(),
+        TimelineSettings(0.6, 0.0, 0.0, 1),
+        TimelineSettings(0.9, 1.0, 0.2, 5),
+    ):
+        _, expected = recognize_video(
+            model,
+            trained["video"],
+            stride=4,
+            average=settings.average,
+            threshold=settings.threshold,
+            hysteresis=settings.hysteresis,
+            timeline={"min_segment_s": settings.min_segment_s},
+            progress=False,
+        )
+        assert replay_timeline(model, windows, settings) == expected
+
+
+def test_calibrated_settings_are_stored_read_back_and_no_worse(trained, tmp_path, capsys):
+    from action_rec.evaluation.timeline_videos import evaluate_videos, video_truth_pairs
+    from action_rec.runtime.metadata import TimelineSettings, read_metadata, timeline_settings
+
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import calibrate_timeline as tool
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+
+    # Start from poor settings (a threshold that silences most windows), as a fresh export might have.
+    xml = copy_export(trained, tmp_path / "export", {"threshold": 0.99, "min_segment_s": 0.0, "average": 1})
+    videos = truth_list(trained, tmp_path / "val")
+    pairs = video_truth_pairs(videos)
+    before = evaluate_videos(xml, pairs, tmp_path / "before", progress=False, plots=False)["overall"]
+    code = tool.main(["--model", str(xml), "--videos", str(videos), "--no-progress", "--thresholds", "0,0.5,0.99",
+                      "--min-segments", "0,0.5", "--hystereses", "0,0.1", "--averages", "1,3"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0 and "before" in out and "after" in out
+    meta = read_metadata(xml)  # still a valid model.json
+    block = meta["timeline"]
+    assert block["calibrated_on"] == [str(trained["video"].resolve())]
+    assert block["objective"].startswith("f1@0.50") and block["settings_before"]["threshold"] == 0.99
+    stored = timeline_settings(meta)
+    assert stored == TimelineSettings(
+        block["threshold"], block["min_segment_s"], block["hysteresis"], block["average"]
+    )
+    assert stored.threshold != 0.99
+    # eval_timeline (the demo's recognizer, stored settings by default) agrees with the stored score
+    after = evaluate_videos(xml, pairs, tmp_path / "after", progress=False, plots=False)["overall"]
+    assert after["f1@0.50"] == pytest.approx(block["score_after"]["f1@0.50"], abs=1e-4)
+    assert after["f1@0.50"] >= before["f1@0.50"] and after["f1@0.50"] > 0
+    if after["f1@0.50"] == before["f1@0.50"]:
+        assert after["frame_accuracy"] >= before["frame_accuracy"]
+    assert block["score_before"]["f1@0.50"] == pytest.approx(before["f1@0.50"], abs=1e-4)
