@@ -448,3 +448,28 @@ def test_calibrated_settings_are_stored_read_back_and_no_worse(trained, tmp_path
     if after["f1@0.50"] == before["f1@0.50"]:
         assert after["frame_accuracy"] >= before["frame_accuracy"]
     assert block["score_before"]["f1@0.50"] == pytest.approx(before["f1@0.50"], abs=1e-4)
+
+
+def test_export_calibrates_the_timeline_and_the_package_carries_it(trained, tmp_path):
+    """With untrimmed validation recordings, export stores calibrated settings in model.json, and the
+    deployment package ships that model.json."""
+    from action_rec.export.pipeline import ExportOptions, export_module
+    from action_rec.runtime.metadata import read_metadata, timeline_settings
+
+    videos = truth_list(trained, tmp_path / "val")
+    out = tmp_path / "export"
+    options = ExportOptions(progress=False, deploy=True, timeline_videos=[str(videos)])
+    export_module(
+        trained["model"], trained["template"], trained["class_names"], out, options, log=lambda *_: None
+    )
+    for xml in (out / "model.xml", out / "deploy" / "model.xml"):
+        meta = read_metadata(xml)
+        assert meta["timeline"]["calibrated_on"] == [str(trained["video"].resolve())]
+        assert meta["timeline"]["score_after"]["f1@0.50"] >= meta["timeline"]["score_before"]["f1@0.50"]
+        assert timeline_settings(meta).average == meta["timeline"]["average"]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("missing.mp4\n")
+    with pytest.raises(UntrimmedError, match=r"bad\.txt:1: video .*missing\.mp4 not found"):
+        export_module(trained["model"], trained["template"], trained["class_names"], tmp_path / "e2",
+                      ExportOptions(progress=False, timeline_videos=[str(bad)]), log=lambda *_: None)  # fmt: skip
+    assert not (tmp_path / "e2").exists()
