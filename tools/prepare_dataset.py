@@ -26,7 +26,7 @@ Untrimmed recordings (long videos with marked segments; --format, detected by de
                  prediction becomes training data
 Each segment gives training clips of --clip-s seconds from inside it (every --stride-s, at most
 --max-clips-per-segment); the time at least --margin-s away from any segment gives no_action clips (at
-most as many as the largest action class; --no-action-clips N). Recordings are split whole: the
+most as many as the largest action class of its split; --no-action-clips N: N in all). Recordings are split whole: the
 annotation's split, else --test-videos (a count, or a fraction below 1) held out for testing and
 --val-fraction of the rest for validation. Each train and val recording is dumped once to
 rawframes/<recording>/ and its clips are annotation lines pointing at frame ranges of it;
@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         "--margin-s", type=float, default=1.0, help="no_action clips stay this far from segments (1.0)"
     )
     untrimmed.add_argument(
-        "--no-action-clips", type=int, help="no_action clips (default: as many as the largest class)"
+        "--no-action-clips",
+        type=int,
+        help="no_action clips in all (default: per split, as many as its largest class)",
     )
     untrimmed.add_argument(
         "--test-videos", type=float, default=0, help="recordings held out for testing: N, or a fraction < 1"

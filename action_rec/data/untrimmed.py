@@ -14,8 +14,8 @@ say nothing the rest of the time. Preparation, after reading the annotations
    ``max_clips_per_segment`` spread evenly over a long segment (a segment shorter than a clip is one
    clip; the sampler loops it);
 4. ``no_action`` clips are mined from the unannotated time, at least ``margin_s`` away from any
-   segment, and no more of them than the largest action class has clips (``no_action_clips`` sets the
-   number; 0: none). The class is named ``no_action``, which the recognizer never reports as an action;
+   segment, and in each split no more of them than its largest action class has clips
+   (``no_action_clips`` sets the total instead; 0: none). The class is named ``no_action``, which the recognizer never reports as an action;
 5. the train and val recordings are dumped once each to ``rawframes/<recording>/`` and every clip is an
    annotation line pointing at its frame range (``<rec> <label> 0 N <clip start> <clip end> <fps>``);
 6. ``val_videos.txt`` and ``test_videos.txt`` list the held-out recordings for
@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -326,13 +327,15 @@ def prepare_untrimmed(
         candidates += [
             (split, name, s, e) for s, e in plan_no_action_clips(segments, frames, clip, stride, margin)
         ]
-    counts: dict[str, int] = {}
-    for plan in plans.values():
-        for *_, label in plan:
-            counts[label] = counts.get(label, 0) + 1
-    cap = max(counts.values(), default=0) if no_action_clips is None else no_action_clips
     random.Random(seed).shuffle(candidates)
-    for split, name, s, e in sorted(candidates[:cap]):
+    if no_action_clips is None:  # per split: as many as its largest action class
+        chosen = []
+        for split, plan in plans.items():
+            cap = max(Counter(label for *_, label in plan).values(), default=0)
+            chosen += [c for c in candidates if c[0] == split][:cap]
+    else:
+        chosen = candidates[:no_action_clips]
+    for split, name, s, e in sorted(chosen):
         plans[split].append((name, s, e, NO_ACTION_LABEL))
 
     by_name = {n: c for n, c in zip(names, checked, strict=True)}
