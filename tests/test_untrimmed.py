@@ -473,3 +473,75 @@ def test_export_calibrates_the_timeline_and_the_package_carries_it(trained, tmp_
         export_module(trained["model"], trained["template"], trained["class_names"], tmp_path / "e2",
                       ExportOptions(progress=False, timeline_videos=[str(bad)]), log=lambda *_: None)  # fmt: skip
     assert not (tmp_path / "e2").exists()
+
+
+def test_export_finds_val_videos_in_the_calibration_data_root(tmp_path):
+    from action_rec.export.pipeline import ExportOptions, _timeline_recordings
+
+    video = write_video(tmp_path / "videos" / "r.avi")
+    (tmp_path / "videos" / "r.json").write_text("[]")
+    data = tmp_path / "data"
+    data.mkdir()
+    assert _timeline_recordings(ExportOptions(calib_data_roots=[str(data)])) == []
+    (data / "val_videos.txt").write_text("../videos/r.avi\n")
+    assert _timeline_recordings(ExportOptions(calib_data_roots=[str(data)])) == [
+        (data / "../videos/r.avi", data / "../videos/r.json")
+    ]
+    assert _timeline_recordings(ExportOptions(calib_data_roots=[str(data)], timeline_videos=[])) == []
+    assert video.is_file()
+
+
+@pytest.mark.slow  # about 15 s: prepare, train one epoch, export, evaluate
+def test_recordings_to_a_calibrated_model_end_to_end(tmp_path, capsys):
+    """Long synthetic recordings (actions with still scenes between them) through the command-line
+    tools: prepare, train, export (which calibrates the timeline on the val recording), evaluate."""
+    from action_rec.export.cli import main as export_main
+    from action_rec.inference.synthetic_video import make_synthetic_video, truth_segments
+    from action_rec.runtime.metadata import read_metadata
+    from action_rec.training import cli as train
+
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import eval_timeline
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    folder = tmp_path / "recordings"
+    for k in range(4):
+        truth = make_synthetic_video(folder / f"rec{k}.mp4", [0, 2, 1][k % 3 :] + [3], frames_per_segment=40, size=64,
+                                     seed=k, gap_frames=(30, 60))  # fmt: skip
+        (folder / f"rec{k}.json").write_text(json.dumps(truth_segments(truth, 30.0)))
+    data = tmp_path / "data"
+    args = [
+        str(folder),
+        str(data),
+        "--clip-s",
+        "1",
+        "--margin-s",
+        "0.5",
+        "--test-videos",
+        "1",
+        "--val-fraction",
+        "0.34",
+    ]
+    assert prepare_tool.main([*args, "--no-progress"]) == 0
+    template = REPO / "model_templates/custom-action-recognition/s3d-rgb-mobilenet-v3/template.yaml"
+    tiny = ["input.clip_len=4", "input.size=32", "input.resize_short=40"]
+    code = train.main(
+        ["--template", str(template), "--train-ann-files", "train.txt", "--train-data-roots", str(data),
+         "--val-ann-files", "val.txt", "--val-data-roots", str(data), "--save-checkpoints-to", str(tmp_path / "out"),
+         "--epochs", "1", "--batch-size", "2", "--device", "cpu", "--workers", "0", "--no-progress", "--set", *tiny]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    export = tmp_path / "export"
+    code = export_main(
+        ["--template", str(template), "--load-weights", str(tmp_path / "out" / "latest.pth"), "--save-model-to",
+         str(export), "--calib-ann-files", "val.txt", "--calib-data-roots", str(data), "--workers", "0",
+         "--no-progress", "--set", *tiny]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    [(val_video, _, _)] = read_video_truth_list(data / "val_videos.txt")
+    assert read_metadata(export / "model.xml")["timeline"]["calibrated_on"] == [str(val_video)]
+    out = tmp_path / "eval"
+    assert eval_timeline.main(["--model", str(export / "model.xml"), "--videos", str(data / "test_videos.txt"),
+                               "--out-dir", str(out), "--no-progress"]) == 0  # fmt: skip
+    assert (out / "overall.png").is_file() and (out / "timeline_metrics.yaml").is_file()
