@@ -192,22 +192,25 @@ def test_bad_row_is_named_file_line_and_nothing_is_written(csv_source, tmp_path,
 
 
 def test_bad_activitynet_and_segment_json_rows_name_their_line(tmp_path):
-    write_video(tmp_path / "aaa.avi")
-    source = tmp_path / "anet.json"
+    src, out = tmp_path / "src", tmp_path / "out"
+    write_video(src / "aaa.avi")
+    source = src / "anet.json"
     entry = {
         "annotations": [{"segment": [1.0, 2.0], "label": "wave"}, {"segment": [3.0, 90.0], "label": "wave"}]
     }
     source.write_text(json.dumps({"database": {"aaa": entry}}, indent=2))
     with pytest.raises(UntrimmedError, match=r"anet\.json:12: database/aaa/annotations\[1\].*beyond the end"):
-        prepare_untrimmed(source, tmp_path / "out", progress=False)
-    timeline = tmp_path / "aaa.json"
+        prepare_untrimmed(source, out, progress=False)
+    timeline = src / "aaa.json"
     timeline.write_text(
         '[\n {"start_s": 1, "end_s": 2, "label": "a"},\n {"start_s": 3, "end_s": 2, "label": "b"}\n]'
     )
     source.unlink()
     with pytest.raises(UntrimmedError, match=r"aaa\.json:3: end 2 is not after start 3"):
-        prepare_untrimmed(tmp_path, tmp_path / "out", progress=False)
-    assert not (tmp_path / "out").exists()
+        prepare_untrimmed(src, out, progress=False)
+    assert not out.exists()
+    with pytest.raises(UntrimmedError, match="must not be inside the source folder"):
+        prepare_untrimmed(src, src / "data", progress=False)
 
 
 def test_no_action_mining_never_crosses_or_nears_a_segment():

@@ -294,6 +294,8 @@ def prepare_untrimmed(
             "bad settings: need 0 <= val fraction < 1, test videos >= 0, clip length > 0, margin >= 0, "
             "max clips per segment >= 1"
         )
+    if source.is_dir() and out_dir.resolve().is_relative_to(source.resolve()):
+        raise UntrimmedError(f"{out_dir}: the output must not be inside the source folder {source}")
     recordings = read_recordings(source, fmt, Path(videos_dir) if videos_dir else None)
     seen: dict[Path, str] = {}
     for rec in recordings:
@@ -379,9 +381,12 @@ def prepare_untrimmed(
     summary.warnings += [
         f"class {c.name!r}: no training clip" for c in summary.classes if not c.splits["train"]
     ]
+    test_only = sorted({seg.label for _, segs, _, _ in checked for seg in segs} - set(labels))
+    if test_only:
+        summary.warnings.append(f"only in test recordings, so never trained: {', '.join(test_only)}")
     if NO_ACTION_LABEL not in ids:
         summary.warnings.append(
-            "no no_action clip: the model will not learn to stay silent (lower --margin?)"
+            "no no_action clip: the model will not learn to stay silent (lower --margin-s?)"
         )
     if plot and labels:
         _plot(summary.classes, out_dir / SUMMARY_PNG, unit="clips")
