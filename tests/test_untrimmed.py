@@ -132,7 +132,12 @@ def test_activitynet_json_subsets_become_splits_and_test_truth(tmp_path):
         },
     }
     source = tmp_path / "activity_net.json"
-    source.write_text(json.dumps({"version": "1.3", "database": database}, indent=2))
+    source.write_text(
+        json.dumps(
+            {"version": "1.3", "taxonomy": [{"nodeName": f"n{i}"} for i in range(500)], "database": database},
+            indent=2,
+        )
+    )
     assert detect_format(source) == "activitynet"
     data = tmp_path / "data"
     prepare_untrimmed(source, data, videos_dir=videos, clip_s=0.8, progress=False)

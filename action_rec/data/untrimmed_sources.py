@@ -256,8 +256,11 @@ def detect_format(source: Path) -> str | None:
         return None
     suffix = source.suffix.lower()
     if suffix == ".json":
-        head = source.read_text(encoding="utf-8-sig", errors="replace")[:4096]
-        return "activitynet" if '"database"' in head else "segment-json"
+        try:  # ActivityNet's own file has a long "taxonomy" before its "database": parse it
+            data = json.loads(source.read_text(encoding="utf-8-sig"))
+        except ValueError as exc:
+            raise UntrimmedError(f"{source}: not valid JSON: {exc}") from None
+        return "activitynet" if isinstance(data, dict) and "database" in data else "segment-json"
     if suffix in (".csv", ".txt", ".tsv", ""):
         with open(source, encoding="utf-8-sig", newline="") as f:
             first = next((r for r in csv.reader(f) if any(r) and not r[0].startswith("#")), [])
