@@ -51,6 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the table, do not write model.json")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    checks = (
+        ("--thresholds", args.thresholds, lambda v: 0 <= v <= 1, "in [0, 1]"),
+        ("--min-segments", args.min_segments, lambda v: v >= 0, ">= 0"),
+        ("--hystereses", args.hystereses, lambda v: 0 <= v < 1, "in [0, 1)"),
+        ("--averages", args.averages, lambda v: v >= 1, ">= 1"),
+    )
+    for flag, values, ok, rule in checks:
+        if values is not None and not all(ok(v) for v in values):
+            p.error(f"{flag} values must be {rule}, got {values}")
+    if args.stride < 1:
+        p.error("--stride must be at least 1")
 
     def body() -> int:
         from action_rec.evaluation.calibrate_timeline import calibrate, format_calibration, store_settings

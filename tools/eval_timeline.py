@@ -51,6 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.model or args.videos:
         if not (args.model and args.videos) or args.pred or args.truth:
             p.error("give --model and --videos together (or --pred and --truth)")
+        bad = [
+            (flag, value, rule)
+            for flag, value, ok, rule in (
+                ("--threshold", args.threshold, lambda v: 0 <= v <= 1, "in [0, 1]"),
+                ("--min-segment", args.min_segment, lambda v: v >= 0, ">= 0"),
+                ("--hysteresis", args.hysteresis, lambda v: 0 <= v < 1, "in [0, 1)"),
+                ("--average", args.average, lambda v: v >= 1, ">= 1"),
+                ("--stride", args.stride, lambda v: v >= 1, ">= 1"),
+            )
+            if value is not None and not ok(value)
+        ]
+        if bad:
+            p.error(f"{bad[0][0]} must be {bad[0][2]}, got {bad[0][1]}")
         return run_cli(lambda: _videos(args))
     if not (args.pred and args.truth):
         p.error("give --pred and --truth, or --model and --videos")
