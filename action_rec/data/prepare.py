@@ -308,7 +308,7 @@ def _warnings(classes: list[ClassSummary], dropped: list[str]) -> list[str]:
     return out
 
 
-def _plot(classes: list[ClassSummary], path: Path) -> None:
+def _plot(classes: list[ClassSummary], path: Path, unit: str = "videos") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -324,12 +324,12 @@ def _plot(classes: list[ClassSummary], path: Path) -> None:
         if any(counts):
             ax_videos.barh(names, counts, left=left, label=split)
             left = [a + b for a, b in zip(left, counts, strict=True)]
-    ax_videos.set_xlabel("videos")
+    ax_videos.set_xlabel(unit)
     ax_videos.legend()
     ax_videos.invert_yaxis()
     ax_seconds.barh(names, [c.seconds for c in classes], color="tab:gray")
-    ax_seconds.set_xlabel("seconds of video")
-    fig.suptitle(f"{len(names)} classes, {sum(c.videos for c in classes)} videos")
+    ax_seconds.set_xlabel(f"seconds of {'video' if unit == 'videos' else unit}")
+    fig.suptitle(f"{len(names)} classes, {sum(c.videos for c in classes)} {unit}")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)

@@ -32,7 +32,10 @@ __all__ = [
     "NO_ACTION",
     "TimelineFileError",
     "read_segments",
+    "frame_agreement",
     "frame_accuracy",
+    "segment_counts",
+    "f1_from_counts",
     "segmental_f1",
     "edit_score",
     "timeline_metrics",
@@ -90,18 +93,28 @@ def _label_at(segments: list[dict[str, Any]], t: float) -> str:
     return NO_ACTION
 
 
-def frame_accuracy(pred: list[dict[str, Any]], truth: list[dict[str, Any]]) -> float:
-    """Share of time (0 .. last end of either timeline) labelled right, in %; no segment = no action."""
+def frame_agreement(
+    pred: list[dict[str, Any]], truth: list[dict[str, Any]], duration: float | None = None
+) -> tuple[float, float]:
+    """(seconds labelled right, seconds judged): from 0 to `duration` (a video's length; default the
+    last end of either timeline, and never less); no segment = no action. Sums over videos pool."""
     edges = sorted({0.0} | {s[k] for s in pred + truth for k in ("start_s", "end_s")})
-    total = edges[-1] - edges[0]
-    if total <= 0:
-        return 100.0
+    if duration is not None and duration > edges[-1]:
+        edges.append(float(duration))
     right = sum(
         b - a
         for a, b in zip(edges, edges[1:], strict=False)
         if _label_at(pred, (a + b) / 2) == _label_at(truth, (a + b) / 2)
     )
-    return 100.0 * right / total
+    return right, edges[-1] - edges[0]
+
+
+def frame_accuracy(
+    pred: list[dict[str, Any]], truth: list[dict[str, Any]], duration: float | None = None
+) -> float:
+    """Share of time (0 .. `duration` or the last end of either timeline) labelled right, in %."""
+    right, total = frame_agreement(pred, truth, duration)
+    return 100.0 * right / total if total > 0 else 100.0
 
 
 def _iou(a: dict[str, Any], b: dict[str, Any]) -> float:
@@ -110,10 +123,11 @@ def _iou(a: dict[str, Any], b: dict[str, Any]) -> float:
     return max(inter, 0.0) / union if union > 0 else 0.0
 
 
-def segmental_f1(pred: list[dict[str, Any]], truth: list[dict[str, Any]], iou: float) -> float:
-    """F1 of the predicted segments at IoU threshold `iou` (each truth segment matched at most once)."""
-    if not pred and not truth:
-        return 1.0
+def segment_counts(
+    pred: list[dict[str, Any]], truth: list[dict[str, Any]], iou: float
+) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives) of the matching that `segmental_f1` scores;
+    sums over videos give the pooled F1."""
     used = [False] * len(truth)
     tp = fp = 0
     for p in sorted(pred, key=lambda s: s["start_s"]):
@@ -124,10 +138,21 @@ def segmental_f1(pred: list[dict[str, Any]], truth: list[dict[str, Any]], iou: f
             tp += 1
         else:
             fp += 1
-    fn = len(truth) - sum(used)
+    return tp, fp, len(truth) - sum(used)
+
+
+def f1_from_counts(tp: int, fp: int, fn: int) -> float:
+    """F1 = 2PR / (P + R); 1.0 when there is nothing to find and nothing was found."""
+    if tp + fp + fn == 0:
+        return 1.0
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def segmental_f1(pred: list[dict[str, Any]], truth: list[dict[str, Any]], iou: float) -> float:
+    """F1 of the predicted segments at IoU threshold `iou` (each truth segment matched at most once)."""
+    return f1_from_counts(*segment_counts(pred, truth, iou))
 
 
 def _levenshtein(a: list[str], b: list[str]) -> int:
@@ -148,9 +173,12 @@ def edit_score(pred: list[dict[str, Any]], truth: list[dict[str, Any]]) -> float
     return 100.0 * (1 - _levenshtein(p, t) / max(len(p), len(t)))
 
 
-def timeline_metrics(pred: list[dict[str, Any]], truth: list[dict[str, Any]]) -> dict[str, float]:
-    """All measures: `frame_accuracy` (%), `f1@0.10` / `f1@0.25` / `f1@0.50` (0..1), `edit` (0..100)."""
-    metrics = {"frame_accuracy": frame_accuracy(pred, truth)}
+def timeline_metrics(
+    pred: list[dict[str, Any]], truth: list[dict[str, Any]], duration: float | None = None
+) -> dict[str, float]:
+    """All measures: `frame_accuracy` (%), `f1@0.10` / `f1@0.25` / `f1@0.50` (0..1), `edit` (0..100);
+    `duration`: the video's length (the no-action time after the last segment counts too)."""
+    metrics = {"frame_accuracy": frame_accuracy(pred, truth, duration)}
     for k in IOU_THRESHOLDS:
         metrics[f"f1@{k:.2f}"] = segmental_f1(pred, truth, k)
     metrics["edit"] = edit_score(pred, truth)

@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="clips for INT8 calibration and the accuracy check (e.g. the validation set)",
     )
     p.add_argument("--calib-data-roots", nargs="+", default=[], metavar="DIR", help="data root(s) of them")
+    p.add_argument(
+        "--timeline-videos",
+        nargs="+",
+        metavar="LIST",
+        help="untrimmed validation recordings (val_videos.txt) to calibrate the timeline settings on "
+        "(default: val_videos.txt in the calibration data roots, if any; see tools/calibrate_timeline.py)",
+    )
     p.add_argument("--calib-clips", type=int, default=300, help="use at most this many clips (evenly spread)")
     p.add_argument("--class-names", type=Path, help="class names, one a line (default: from the checkpoint)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
@@ -115,6 +122,7 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
             calib_ann_files=args.calib_ann_files,
             calib_data_roots=args.calib_data_roots,
             calib_clips=args.calib_clips,
+            timeline_videos=args.timeline_videos,
             class_names=read_label_map(args.class_names) if args.class_names else None,
             opset=args.opset,
             tolerance=args.tolerance,

@@ -86,6 +86,9 @@ class ExportOptions:
     hints: list[str] | None = None  # precision hints every IR must compile under (None: all this CPU has)
     keep_correct: float = 0.95
     deploy: bool = False  # also write the deployment package (deploy/ and deploy.zip)  # the "no action" threshold keeps this share of correct predictions
+    # Untrimmed validation recordings (val_videos.txt of tools/prepare_dataset.py) on which each IR's
+    # timeline settings are calibrated; None: the calibration data roots' val_videos.txt, where present.
+    timeline_videos: list[str] | None = None
 
 
 @dataclass
@@ -200,6 +203,8 @@ def export_module(
                 "accuracy is not measured (INT8 calibration does not need labels)"
             )
 
+    recordings = _timeline_recordings(options)  # read now: a bad list fails before the long export
+
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     try:
@@ -282,6 +287,8 @@ def export_module(
                 {**variant.meta, "verification": _verification(variant, accuracy, options)},
             )
             written += [variant.file, Path(variant.file).with_suffix(".bin").name, meta_file]
+        if recordings:
+            _calibrate_timelines(tmp, [v.file for v in variants if v.file], recordings, options, log)
         if options.deploy:
             build_deploy_package(tmp, tmp / DEPLOY_DIR)
             written += [DEPLOY_DIR, f"{DEPLOY_DIR}.zip"]
@@ -292,6 +299,29 @@ def export_module(
         shutil.rmtree(tmp, ignore_errors=True)
     diffs = {v.name: v.diffs.get("f32", {}) for v in variants}
     return ExportResult(out_dir, files, diffs, accuracy)
+
+
+def _timeline_recordings(options: ExportOptions) -> list[tuple[Path, Path]]:
+    """(video, truth) pairs of the untrimmed validation recordings to calibrate the timeline on."""
+    from action_rec.evaluation.timeline_videos import video_truth_pairs
+
+    lists = options.timeline_videos
+    if lists is None:
+        lists = [str(p) for r in options.calib_data_roots if (p := Path(r) / "val_videos.txt").is_file()]
+    return [pair for path in lists for pair in video_truth_pairs(path)]
+
+
+def _calibrate_timelines(tmp: Path, files: list[str], recordings, options: ExportOptions, log) -> None:
+    """Each IR's timeline settings (its model.json's `timeline` block), calibrated on the recordings
+    (evaluation/calibrate_timeline.py) before the deployment package copies them."""
+    from action_rec.evaluation.calibrate_timeline import calibrate, format_calibration, store_settings
+
+    for file in files:
+        result = calibrate(tmp / file, recordings, progress=options.progress)
+        store_settings(tmp / file, result)
+        log(
+            f"{file}: timeline settings calibrated on {len(recordings)} recordings\n{format_calibration(result)}"
+        )
 
 
 def _export_onnx(model, tmp: Path, inp: dict[str, Any], options: ExportOptions, log) -> tuple[Path, int]:
