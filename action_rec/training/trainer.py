@@ -34,13 +34,6 @@ from action_rec.evaluation.loop import score_clips
 from action_rec.fileio import atomic_write
 from action_rec.training import distributed as distrib
 from action_rec.training.balance import class_weights
-from action_rec.training.checkpoint import (
-    BEST,
-    LATEST,
-    capture_rng_state,
-    restore_rng_state,
-    save_checkpoint,
-)
 from action_rec.training.engine import (
     EpochSetup,
     TrainingError,
@@ -61,6 +54,13 @@ from action_rec.training.logs import CURVES, METRICS, RunLog, plot_training_curv
 from action_rec.training.losses import build_criterion
 from action_rec.training.optim import build_optimizer
 from action_rec.training.options import TrainOptions, TrainResult
+from action_rec.training.run_state import (
+    BEST,
+    LATEST,
+    capture_rng_state,
+    restore_rng_state,
+    save_checkpoint,
+)
 from action_rec.training.schedules import LRSchedule, build_lr_scheduler
 
 __all__ = ["TrainOptions", "TrainResult", "TrainingError", "Trainer"]
@@ -354,7 +354,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------ outputs
 
     def checkpoint(self, metrics: dict[str, float]) -> dict[str, Any]:
-        """The checkpoint dict of the current state (see action_rec.training.checkpoint)."""
+        """The checkpoint dict of the current state (see action_rec.training.run_state)."""
         state = {
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
