@@ -3,7 +3,8 @@
 Everything the toolkit writes that a user keeps (checkpoints, metrics, plots, annotation lists,
 exported models) goes through `atomic_path`: the content is written to a temporary name in the same
 directory and renamed over the destination only when complete, so a crash, Ctrl-C or full disk while
-writing leaves the previous file intact.
+writing leaves the previous file intact. Outputs built apart (a staging directory) are moved in with
+`move_into_place` or `swap_in_directory`. This module is the one place that renames things into place.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write", "swap_in_directory"]
+__all__ = ["atomic_path", "atomic_write", "swap_in_directory", "move_into_place"]
 
 
 @contextlib.contextmanager
@@ -65,4 +66,18 @@ def swap_in_directory(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
     os.replace(dest, old)
     os.replace(tmp, dest)
     shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
+def move_into_place(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Move the complete file or directory `src` to `dest` (same file system), replacing whatever is
+    there: a file in one atomic rename, a directory through `swap_in_directory`. Returns `dest`."""
+    src, dest = Path(src), Path(dest)
+    if src.is_dir():
+        if dest.is_file() or dest.is_symlink():
+            dest.unlink()
+        return swap_in_directory(src, dest)
+    if dest.is_dir() and not dest.is_symlink():
+        shutil.rmtree(dest)
+    os.replace(src, dest)
     return dest

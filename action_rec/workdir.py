@@ -8,9 +8,7 @@ the shared package, and `snapshot.pth` to fine-tune from.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -100,27 +98,21 @@ def download_file(url: str, dest: Path, sha256: str | None = None, timeout: floa
     Raises DownloadError with a one-line reason when the URL cannot be reached or the checksum differs.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic_path(dest, suffix=".part") as tmp:
             request = urllib.request.Request(url, headers={"User-Agent": "action_rec"})
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with open(tmp, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
                 with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
                     for block in iter(lambda: response.read(1 << 16), b""):
                         out.write(block)
                         bar.update(len(block))
-        if sha256 and _sha256(tmp) != sha256.lower():
-            raise DownloadError(f"{url}: downloaded file does not match sha256 {sha256}")
-        os.replace(tmp, dest)
+            if sha256 and _sha256(tmp) != sha256.lower():
+                raise DownloadError(f"{url}: downloaded file does not match sha256 {sha256}")
         return dest
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise DownloadError(f"cannot download {url}: {reason}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _copy_atomic(src: Path, dest: Path) -> None:

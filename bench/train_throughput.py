@@ -85,7 +85,8 @@ def measure(name: str, trainable: str, args: argparse.Namespace) -> tuple[float,
         if step.split.head_only:
             x = x.mean(dim=(2, 3, 4), keepdim=True)
         features = (x, glob if glob is not None else torch.zeros(len(x), 0))
-        step.cached_start = step.split.start
+        split, step = step.split, TrainStep(model, cached_start=step.split.start)  # inputs: cached features
+        step.split = split
         cached = run([(features, labels)] * (args.warmup + args.iters))
     return rate, cached
 
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=3, help="timed iterations")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations first")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="PyTorch device: cpu, cuda or cuda:N")
     p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA)")
     args = p.parse_args(argv)
     if args.threads:

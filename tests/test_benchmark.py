@@ -55,7 +55,7 @@ def test_an_ir_that_does_not_compile_is_one_cell_of_the_table(trained, monkeypat
 
     monkeypatch.setattr(benchmark, "ExportedModel", compile_fails_for_int8)
     args = ["--model", str(trained["xml"]), "--video", str(trained["video"]), "--frames", "30"]
-    assert main([*args, "--hints", "default", "f32", *FAST]) == 0
+    assert main([*args, "--precision-hint", "default", "f32", *FAST]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("FP32 ", "INT8 "))]
     assert len(rows) == 4
     assert rows[2].split("|")[1].strip() == "does not compile: Unsupported precision bf16 here"
@@ -65,9 +65,13 @@ def test_an_ir_that_does_not_compile_is_one_cell_of_the_table(trained, monkeypat
 def test_a_hint_the_cpu_lacks_is_one_line_and_exit_2(trained, monkeypatch, capsys):
     monkeypatch.setattr(benchmark, "cpu_capabilities", lambda core: ["FP32", "INT8"])
     assert hints_for(["FP32", "INT8"]) == ["default", "f32"]
-    assert main(["--model", str(trained["xml"]), "--hints", "bf16", *FAST]) == 2
+    assert main(["--model", str(trained["xml"]), "--precision-hint", "bf16", *FAST]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: --hints bf16:") and "cannot execute it" in err
+    assert (
+        err.count("\n") == 1
+        and err.startswith("error: --precision-hint bf16:")
+        and "cannot execute it" in err
+    )
 
 
 def test_an_ir_without_or_with_a_mismatched_model_json_is_refused(trained, tmp_path, capsys):

@@ -16,7 +16,7 @@ from action_rec.models.checkpoint import (
     read_checkpoint,
 )
 from action_rec.templates import apply_overrides, load_template
-from action_rec.training import checkpoint as ckpt
+from action_rec.training import run_state as ckpt
 
 ROOT = Path(__file__).resolve().parents[1]
 S3D = ROOT / "model_templates/custom-action-recognition/s3d-rgb-mobilenet-v3/template.yaml"

@@ -57,13 +57,13 @@ def test_real_clips_frame_counts_and_fps(real_data_dir, tmp_path, capsys):
     (tmp_path / "val.txt").write_text("".join(f"{v} {i}\n" for i, v in enumerate(REAL[3:], start=3)))
     out = tmp_path / "out"
     args = [
-        "--videos_dir",
+        "--videos-dir",
         str(real_data_dir),
         "--annotation",
         str(tmp_path / "train.txt"),
         str(tmp_path / "val.txt"),
     ]
-    code = dump_frames.main([*args, "--output_dir", str(out), "--workers", "2", "--short-side", "96"])
+    code = dump_frames.main([*args, "--output-dir", str(out), "--workers", "2", "--short-side", "96"])
     assert code == 0
     assert "5 videos: 5 done, 0 skipped (already dumped), 0 failed" in capsys.readouterr().out
 
@@ -85,7 +85,7 @@ def test_real_clips_frame_counts_and_fps(real_data_dir, tmp_path, capsys):
 
     # a rerun skips everything and writes the same annotations
     before = (out / "train.txt").read_text()
-    assert dump_frames.main([*args, "--output_dir", str(out), "--workers", "1", "--short-side", "96"]) == 0
+    assert dump_frames.main([*args, "--output-dir", str(out), "--workers", "1", "--short-side", "96"]) == 0
     assert "5 videos: 0 done, 5 skipped (already dumped), 0 failed" in capsys.readouterr().out
     assert (out / "train.txt").read_text() == before
 
@@ -103,7 +103,7 @@ def test_truncated_and_corrupt_videos_are_reported_and_skipped(real_data_dir, tm
     (tmp_path / "list.txt").write_text("".join(f"{n} 0\n" for n in names))
     out = tmp_path / "out"
     code = dump_frames.main(
-        ["--videos_dir", str(videos), "--annotation", str(tmp_path / "list.txt"), "--output_dir", str(out)]
+        ["--videos-dir", str(videos), "--annotation", str(tmp_path / "list.txt"), "--output-dir", str(out)]
         + ["--workers", "2", "--short-side", "64"]
     )
     text = capsys.readouterr().out
@@ -153,11 +153,11 @@ def test_killed_process_resumes(real_data_dir, tmp_path):
     videos = ["debian-opencv-doc/vtest.avi", "mmaction2/test.avi"]
     (tmp_path / "list.txt").write_text("".join(f"{v} {i}\n" for i, v in enumerate(videos)))
     out = tmp_path / "out"
-    cmd = [sys.executable, str(REPO / "tools/dump_frames.py"), "--videos_dir", str(real_data_dir)]
+    cmd = [sys.executable, str(REPO / "tools/dump_frames.py"), "--videos-dir", str(real_data_dir)]
     cmd += [
         "--annotation",
         str(tmp_path / "list.txt"),
-        "--output_dir",
+        "--output-dir",
         str(out),
         "--workers",
         "1",
@@ -208,11 +208,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "list.txt").write_text("a.mp4 0\nb.mp4\n")
     code = dump_frames.main(
         [
-            "--videos_dir",
+            "--videos-dir",
             str(videos),
             "--annotation",
             str(tmp_path / "list.txt"),
-            "--output_dir",
+            "--output-dir",
             str(tmp_path / "o"),
         ]
     )
@@ -226,11 +226,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "list.txt").write_text("a.mp4 0\n")
     code = dump_frames.main(
         [
-            "--videos_dir",
+            "--videos-dir",
             str(videos),
             "--annotation",
             str(tmp_path / "list.txt"),
-            "--output_dir",
+            "--output-dir",
             str(tmp_path),
         ]
     )
@@ -239,11 +239,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "list.txt").write_text("x/a.mp4 0\nx/a.avi 1\n")
     code = dump_frames.main(
         [
-            "--videos_dir",
+            "--videos-dir",
             str(videos),
             "--annotation",
             str(tmp_path / "list.txt"),
-            "--output_dir",
+            "--output-dir",
             str(tmp_path / "o"),
         ]
     )

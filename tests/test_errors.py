@@ -23,7 +23,7 @@ def _export_in_subprocess(prelude: str, args: list[str]) -> subprocess.Completed
 def test_a_value_error_inside_the_model_keeps_its_traceback(tmp_path):
     ckpt = make_checkpoint(tmp_path / "s3d.pth", ARCH)
     bug = (
-        "from action_rec.models.recognizer import ActionRecognizer\n"
+        "from action_rec.models.action_model import ActionRecognizer\n"
         "def broken(self, x):\n    raise ValueError('a bug in our own model code')\n"
         "ActionRecognizer.forward = broken"
     )

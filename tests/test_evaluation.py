@@ -12,7 +12,7 @@ from action_rec.data import RawFrameDataset, make_synthetic_dataset
 from action_rec.evaluation import cli
 from action_rec.models import build_model
 from action_rec.templates import apply_overrides, load_template
-from action_rec.training.checkpoint import save_checkpoint
+from action_rec.training.run_state import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 S3D = ROOT / "model_templates/custom-action-recognition/s3d-rgb-mobilenet-v3/template.yaml"

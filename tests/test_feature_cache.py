@@ -86,3 +86,33 @@ def test_head_only_training_on_cached_features_resumes_exactly(data, tmp_path):
     a, b = (read_checkpoint(tmp_path / d / "latest.pth").raw["state_dict"] for d in ("whole", "split"))
     for key, value in a.items():
         assert torch.equal(value, b[key]), key
+
+
+def test_cached_loaders_are_new_loaders_not_a_patched_trainer(data, tmp_path):
+    """`cached_feature_loaders` returns the loaders to train on (cached features, no sample filter, the
+    cut in ``cached_start``) and leaves the ones it was given as they were."""
+    from action_rec.training.distributed import ProcessInfo
+    from action_rec.training.feature_cache import cached_feature_loaders
+    from action_rec.training.loaders import build_train_loaders
+    from action_rec.training.logs import RunLog
+    from action_rec.training.options import TrainOptions
+
+    template = apply_overrides(load_template(X3D), [*TINY, "training.sample_filtering=true"])
+    train_set = RawFrameDataset(["train.txt"], [data], template, "train", normalize=False)
+    options = TrainOptions(
+        out_dir=tmp_path, train_ann_files=["train.txt"], train_data_roots=[data], workers=0
+    )
+    info = ProcessInfo()
+    loaders = build_train_loaders(template, options, info, train_set, None, RunLog(tmp_path, enabled=False))
+    model = build_model(template, num_classes=2)
+    everything = BackboneSplit.from_trainable(model.backbone, None)
+    args = (tmp_path, template, train_set, model, lambda clips: clips.float(), 7, info, False, lambda m: None)
+    assert cached_feature_loaders(loaders, everything, *args) is loaders  # nothing frozen: unchanged
+    split = BackboneSplit.from_trainable(model.backbone, 2)
+    cached = cached_feature_loaders(loaders, split, *args)
+    assert cached.cached_start == split.start == 14 and cached.sample_filter is None
+    assert loaders.cached_start == 0 and loaders.sample_filter is not None  # the given ones untouched
+    assert cached.train is not loaders.train and cached.val is loaders.val
+    cached.sampler.set_epoch(0)
+    (x, glob), labels = next(iter(cached.train))
+    assert x.shape[0] == glob.shape[0] == labels.shape[0] == cached.batch_size

@@ -120,6 +120,13 @@ def test_reg_mask_is_strict_upper_triangle():
     mask = head.fc_angular.reg_mask
     assert mask.dtype == torch.float32
     assert mask.tolist() == [[0, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]
+    # What the centre-push loss needs, asked of the head (training does not read its attributes).
+    assert head.centre_pairs() is mask
+    torch.testing.assert_close(head.class_centres(), F.normalize(head.fc_angular.weight, dim=0))
+    t = template(S3D)
+    t["model"]["head"] = "linear"
+    linear = build_model(t, num_classes=4).cls_head
+    assert linear.class_centres() is None and linear.centre_pairs() is None
 
 
 def test_probabilities_use_template_scale_end():

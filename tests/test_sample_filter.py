@@ -8,7 +8,7 @@ import torch
 
 from action_rec.data.annotations import VideoRecord
 from action_rec.data.sampling import sample_clip_indices, weighted_offset
-from action_rec.training.checkpoint import CheckpointError
+from action_rec.training.run_state import CheckpointError
 from action_rec.training.sample_filter import FilteredEpochSampler, SampleFilter
 
 

@@ -26,7 +26,7 @@ SEED_FLAGS = {
         "--save-checkpoints-to",
         "--epochs",
         "--batch-size",
-        "--gpu-num",
+        "--nproc",
         "--base-learning-rate",
     ],
     "eval.py": ["--load-weights", "--test-ann-files", "--test-data-roots", "--save-metrics-to"],

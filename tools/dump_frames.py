@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Dump video frames to rawframes/<video>/00001.jpg ... and write the 7-column annotation files.
 
-python tools/dump_frames.py --videos_dir ${DATA_DIR}/videos --annotation ${DATA_DIR}/train.txt ${DATA_DIR}/val.txt \\
-    --output_dir ${DATA_DIR}/custom_dataset
+python tools/dump_frames.py --videos-dir ${DATA_DIR}/videos --annotation ${DATA_DIR}/train.txt ${DATA_DIR}/val.txt \\
+    --output-dir ${DATA_DIR}/custom_dataset
 
-Each input list has lines `<rel_path_to_video> <label_id>` (paths relative to --videos_dir); for each
-one `<output_dir>/<same file name>` gets `<rel_dir> <label_id> 0 N 0 N <fps>` lines, N being the number
+Each input list has lines `<rel_path_to_video> <label_id>` (paths relative to --videos-dir); for each
+one `<output-dir>/<same file name>` gets `<rel_dir> <label_id> 0 N 0 N <fps>` lines, N being the number
 of frames OpenCV decoded. A rerun skips the videos already dumped and redoes any that were interrupted.
 Exit status: 0 all videos dumped, 1 some videos failed (they are left out of the annotations), 2 bad input.
 """
@@ -30,7 +30,6 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--videos_dir",
         "--videos-dir",
         type=Path,
         required=True,
@@ -44,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
         help="video lists: <rel_path_to_video> <label_id>",
     )
     parser.add_argument(
-        "--output_dir",
         "--output-dir",
         type=Path,
         required=True,

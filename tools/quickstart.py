@@ -3,7 +3,7 @@
 
     ./init_venv.sh && venv/bin/python tools/quickstart.py              # S3D, the README's template
     venv/bin/python tools/quickstart.py --model x3d                     # or x3d, or all
-    venv/bin/python tools/quickstart.py --device cuda --gpu-num 1       # on a GPU
+    venv/bin/python tools/quickstart.py --device cuda --nproc 1         # on a GPU
 
 It runs the README's steps and prints each command, so you can repeat or change any of them:
 1. make the synthetic motion dataset (six classes that differ only in the direction of motion:
@@ -235,7 +235,7 @@ def quickstart(model: str, data_dir: Path, args: argparse.Namespace) -> dict:
         "--save-checkpoints-to", str(outputs),
         "--epochs", str(args.epochs or QUICK_EPOCHS[model]), "--batch-size", str(args.batch_size),
         "--base-learning-rate", str(args.base_learning_rate),
-        "--workers", str(args.workers), "--device", args.device, "--gpu-num", str(args.gpu_num),
+        "--workers", str(args.workers), "--device", args.device, "--nproc", str(args.nproc),
         "--seed", str(args.seed), "--set", *overrides,
     ]  # fmt: skip
     if args.resume and (outputs / "latest.pth").is_file():
@@ -361,6 +361,8 @@ def finetune_quickstart(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from action_rec.script_flags import add_torch_device_flag
+
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -372,8 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-per-class", type=int, default=DATA["train_per_class"])
     p.add_argument("--val-per-class", type=int, default=DATA["val_per_class"])
     p.add_argument("--workers", type=int, default=2, help="data loading processes")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    p.add_argument("--gpu-num", type=int, default=1)
+    add_torch_device_flag(p)
+    p.add_argument("--nproc", type=int, default=1, help="training processes (train.py --nproc)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue an interrupted quick start")
     p.add_argument("--no-export", dest="export", action="store_false", help="skip the OpenVINO export")

@@ -293,7 +293,7 @@ def dump_videos(
         out = output_dir / ann.name
         if out.resolve() == ann.resolve():
             raise AnnotationError(
-                f"{ann}: the output annotation would overwrite this video list; choose another --output_dir "
+                f"{ann}: the output annotation would overwrite this video list; choose another --output-dir "
                 "(e.g. a custom_dataset folder beside it)"
             )
         lists.append((ann, out, read_video_list(ann)))

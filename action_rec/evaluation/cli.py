@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from action_rec.errors import run_cli
+from action_rec.script_flags import add_script_flags
 
 __all__ = ["main", "build_parser"]
 
@@ -25,34 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a checkpoint: top-1, top-5, mean class accuracy, GFLOPs, parameters.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--template", type=Path, help="template.yaml (default: the work dir's own)")
-    p.add_argument(
-        "--load-weights",
-        help="checkpoint (best.pth, latest.pth), published snapshot, or an exported model (model.xml, "
+    add_script_flags(
+        p,
+        weights_help="checkpoint (best.pth, latest.pth), published snapshot, or an exported model (model.xml, "
         "model_int8.xml, model.onnx: evaluated through OpenVINO as deployed, with the preprocessing of its "
         "model.json); default: the work dir's outputs/best.pth (the best epoch on validation), else "
         "outputs/latest.pth",
+        set_help="override template values (applied after a checkpoint's own model/input/loss settings)",
+        batch_size_help="clips per batch (default: the template's training.batch_size)",
     )
     p.add_argument("--test-ann-files", nargs="+", required=True, metavar="FILE", help="test annotations")
     p.add_argument("--test-data-roots", nargs="+", required=True, metavar="DIR", help="data root(s) of them")
     p.add_argument("--save-metrics-to", type=Path, default=Path("metrics.yaml"), help="metrics.yaml path")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=int, help="clips per batch (default: the template's)")
-    p.add_argument("--workers", type=int, help="data loading processes (default: the template's)")
     p.add_argument(
         "--precision-hint",
         choices=["default", "f32", "bf16"],
         default="default",
         help="exported models: OpenVINO's default settings (what users run: bf16 on CPUs that have it), "
         "or an explicit execution precision",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--set",
-        nargs="+",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override template values (applied after a checkpoint's own model/input/loss settings)",
     )
     return p
 

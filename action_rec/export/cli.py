@@ -19,6 +19,7 @@ from pathlib import Path
 from action_rec.errors import UserError
 from action_rec.export.metadata import DEFAULT_INPUT_FORMAT, INPUT_FORMATS
 from action_rec.export.onnx_export import DEFAULT_OPSET
+from action_rec.script_flags import add_script_flags
 
 __all__ = ["main", "build_parser"]
 
@@ -29,11 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a checkpoint to OpenVINO IR through ONNX, verified against PyTorch.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--template", type=Path, help="template.yaml (default: the work dir's own)")
-    p.add_argument(
-        "--load-weights",
-        help="checkpoint or published snapshot (default: the work dir's outputs/best.pth, the best epoch on "
-        "validation, else outputs/latest.pth)",
+    add_script_flags(
+        p,
+        weights_help="checkpoint or published snapshot (default: the work dir's outputs/best.pth, the best "
+        "epoch on validation, else outputs/latest.pth)",
+        set_help="override template values (applied after a checkpoint's own model/input/loss settings)",
+        torch_device=False,  # exports on the CPU
     )
     p.add_argument("--save-model-to", required=True, type=Path, help="output directory")
     p.add_argument("--precision", choices=["FP32", "FP16"], default="FP32", help="weights of model.xml")
@@ -82,15 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=1e-4,
         help="largest allowed FP32 IR vs PyTorch class-probability difference",
     )
-    p.add_argument("--workers", type=int, default=2, help="data loading processes")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument(
-        "--set",
-        nargs="+",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override template values (applied after a checkpoint's own model/input/loss settings)",
-    )
     return p
 
 
@@ -126,7 +119,7 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
             class_names=read_label_map(args.class_names) if args.class_names else None,
             opset=args.opset,
             tolerance=args.tolerance,
-            workers=args.workers,
+            workers=int(template["training"]["workers"]) if args.workers is None else args.workers,
             progress=not args.no_progress,
         )
         print(f"Exporting {weights}")

@@ -11,7 +11,6 @@ whole export succeeded: a failed export leaves no half-written model and keeps a
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from action_rec.export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_op_co
 from action_rec.export.openvino_ir import add_input_format, convert_onnx
 from action_rec.export.variants import Variant, realize_variant
 from action_rec.export.verify import VerificationError, evaluate_accuracy, moving_pattern_clip, random_clip
+from action_rec.fileio import move_into_place
 from action_rec.runtime.compile import available_hints
 from action_rec.runtime.frames import clip_to_frames
 from action_rec.runtime.labels import no_action_classes
@@ -132,9 +132,7 @@ def _move_into_place(tmp: Path, out_dir: Path, written: list[str]) -> list[Path]
     out_dir.mkdir(parents=True, exist_ok=True)
     metadata = [n for n in written if n.endswith(".json")]
     for name in [n for n in written if not n.endswith(".json")] + metadata:
-        if (out_dir / name).is_dir():
-            shutil.rmtree(out_dir / name)
-        os.replace(tmp / name, out_dir / name)
+        move_into_place(tmp / name, out_dir / name)
     for name in MODEL_FILES:
         if name not in written:
             if (out_dir / name).is_dir():

@@ -1,7 +1,6 @@
 """Inference: `recognize_video` over a file, the benchmark; the exported
 model, the sliding-window recognizer and the timeline come from `action_rec.runtime` (re-exported)."""
 
-from action_rec.inference.recognizer import format_timeline, recognize_video
 from action_rec.inference.synthetic_video import (
     format_truth,
     make_synthetic_video,
@@ -9,6 +8,7 @@ from action_rec.inference.synthetic_video import (
     truth_segments,
     windows_inside_segments,
 )
+from action_rec.inference.video_file import format_timeline, recognize_video
 from action_rec.runtime.labels import NO_ACTION, ActionRule
 from action_rec.runtime.model import ExportedModel, ModelError
 from action_rec.runtime.recognizer import Recognizer

@@ -1,6 +1,6 @@
 """What an exported model costs end to end on this CPU, for each IR beside it and each precision hint.
 
-    python tools/benchmark.py --model export/model.xml [--video clip.mp4] [--hints default f32 bf16]
+    python tools/benchmark.py --model export/model.xml [--video clip.mp4] [--precision-hint default f32 bf16]
         [--requests N] [--threads N] [--runs 20] [--frames 300] [--seconds 5] [--json out.json] [--plot out.png]
 
 For each IR (model.xml = FP32, model_int8.xml = INT8 when it is there) and each hint ("default":
@@ -86,7 +86,7 @@ def check_hints(hints: list[str], capabilities: list[str], cpu_name: str) -> Non
             raise BenchmarkError(f"unknown hint '{hint}', expected one of {', '.join(HINTS)}")
         if hint not in hints_for(capabilities):
             raise BenchmarkError(
-                f"--hints {hint}: {cpu_name} cannot execute it (its capabilities: {', '.join(capabilities)})"
+                f"--precision-hint {hint}: {cpu_name} cannot execute it (its capabilities: {', '.join(capabilities)})"
             )
 
 
@@ -321,7 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", required=True, type=Path, help="model.xml (model_int8.xml beside it is measured too)"
     )
     p.add_argument("--video", type=Path, help="real video for the per-frame cost (default: a bundled clip)")
-    p.add_argument("--hints", nargs="+", help=f"of {', '.join(HINTS)} (default: all this CPU executes)")
+    p.add_argument(
+        "--precision-hint",
+        nargs="+",
+        choices=list(HINTS),
+        help="OpenVINO precision hints to measure under, one or more (default: all this CPU executes)",
+    )
     p.add_argument(
         "--requests", type=int, default=0, help="requests in flight (default 0: OpenVINO's optimum)"
     )
@@ -330,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=300, help="source frames for the per-frame figure")
     p.add_argument("--stride", type=int, default=8, help="source frames between windows, as in the demo")
     p.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
-    p.add_argument("--device", default="CPU", help="OpenVINO device")
+    p.add_argument("--device", default="CPU", help="OpenVINO device to run the model on (default CPU)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--plot", type=Path, help="also draw the per-frame costs here (.png)")
     return p
@@ -348,7 +353,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     core = shared_core()
     cpu = core.get_property("CPU", "FULL_DEVICE_NAME")
     capabilities = cpu_capabilities(core)
-    hints = args.hints or hints_for(capabilities)
+    hints = args.precision_hint or hints_for(capabilities)
     check_hints(hints, capabilities, cpu)
     if not args.model.is_file():
         raise BenchmarkError(f"{args.model}: no such model file")

@@ -1,5 +1,6 @@
 """Models: S3D / X3D MobileNetV3-Large backbones, angular and linear heads, weight loading, checkpoint files."""
 
+from .action_model import ActionRecognizer, build_model
 from .backbones import (
     S3D_MOBILENET_V3_LARGE,
     X3D_MOBILENET_V3_LARGE,
@@ -10,7 +11,6 @@ from .backbones import (
 from .blocks import BlockConfig
 from .checkpoint import Checkpoint, load_trained_model, load_weights, model_template, read_checkpoint
 from .heads import AngularHead, LinearHead
-from .recognizer import ActionRecognizer, build_model
 from .weights import CheckpointError, CheckpointMismatchError, LoadReport, head_class_count, remap_state_dict
 
 __all__ = [

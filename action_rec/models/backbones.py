@@ -6,6 +6,8 @@ block variant (``separable`` vs ``channelwise``) and whether the LGD global path
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -56,6 +58,38 @@ X3D_MOBILENET_V3_LARGE: list[BlockConfig] = [
 # fmt: on
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One step of the backbone's forward: `module` (the stem, a block or the output conv), then the LGD
+    pieces attached to it, if any. Holds references to the backbone's own modules (no copies, no new
+    state-dict keys).
+
+    The state passed between stages is ``(x, glob)``: the local tensor ``N x C_m x T x H x W`` and the
+    global one ``N x C_m x 1 x 1 x 1`` (None without a global path, and before stage 0 has run).
+    """
+
+    index: int
+    module: nn.Module
+    upsample: nn.Module | None = None  # global -> local, added to the module's output
+    pool: nn.Module | None = None  # local -> global (the new global tensor, with `glob` beside it)
+    glob_transform: nn.Module | None = None  # the previous global tensor, carried on (residual)
+
+    def modules(self) -> list[nn.Module]:
+        """The modules this stage runs (what freezing it freezes)."""
+        return [m for m in (self.module, self.upsample, self.pool, self.glob_transform) if m is not None]
+
+    def __call__(
+        self, x: torch.Tensor, glob: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = self.module(x)
+        if self.upsample is not None:
+            x = self.upsample(glob) + x
+        if self.pool is not None:
+            pooled = self.pool(x)
+            glob = pooled if self.glob_transform is None else self.glob_transform(glob) + pooled
+        return x, glob
+
+
 class MobileNetV3Backbone3d(nn.Module):
     """Stem, the table's blocks, a 1x1x1 conv to 960 channels; optionally the LGD global path.
 
@@ -65,6 +99,10 @@ class MobileNetV3Backbone3d(nn.Module):
     Modules (names are the original's state-dict names): ``features[0]`` the stem
     (conv 1x3x3 stride 2, BN, h-swish), ``features[1..]`` the blocks, ``conv`` the output conv; with
     ``lgd``: ``lgd_upsample.upsample_m``, ``lgd_pool.pooling_m``, ``lgd_glob.glob_m``.
+
+    The forward is a walk over `stages()` (``features[m]`` with its LGD pieces, then the output conv);
+    `forward_stages` runs any contiguous range of them, so that training can run a frozen prefix apart
+    from the rest (:mod:`action_rec.training.freezing`) or start from cached features.
     """
 
     def __init__(self, table: list[BlockConfig], variant: BlockVariant, lgd: bool = False) -> None:
@@ -102,22 +140,48 @@ class MobileNetV3Backbone3d(nn.Module):
             for module in self.lgd_upsample.values():
                 module.reset_last_bn()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.lgd:
-            for module in self.features:
-                x = module(x)
-            return self.conv(x)
+    def stages(self) -> list[Stage]:
+        """The ordered stages: ``features[0..n-1]`` (each with its LGD pieces), then the output conv."""
+        upsample, pool, glob = (
+            (dict(self.lgd_upsample.items()), dict(self.lgd_pool.items()), dict(self.lgd_glob.items()))
+            if self.lgd
+            else ({}, {}, {})
+        )  # the original's names: upsample_m, pooling_m, glob_m (absent at some m)
+        stages = [
+            Stage(
+                m,
+                module,
+                upsample.get(f"upsample_{m}"),
+                pool.get(f"pooling_{m}"),
+                glob.get(f"glob_{m}"),
+            )
+            for m, module in enumerate(self.features)
+        ]
+        stages.append(Stage(len(self.features), self.conv))
+        return stages
 
-        # Local tensor x: N x C_m x T x H x W; global tensor glob: N x C_m x 1 x 1 x 1.
-        glob = x  # placeholder, replaced after module 0
-        for m, module in enumerate(self.features):
-            x = module(x)
-            if f"upsample_{m}" in self.lgd_upsample:
-                x = self.lgd_upsample[f"upsample_{m}"](glob) + x
-            if f"pooling_{m}" in self.lgd_pool:
-                pooled = self.lgd_pool[f"pooling_{m}"](x)
-                glob = pooled if m == 0 else self.lgd_glob[f"glob_{m}"](glob) + pooled
-        return self.conv(x)
+    @property
+    def num_stages(self) -> int:
+        """``len(features) + 1`` (the output conv is the last stage)."""
+        return len(self.features) + 1
+
+    def forward_stages(
+        self,
+        x: torch.Tensor,
+        glob: torch.Tensor | None = None,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Stages ``start .. stop - 1`` (default: to the end) on the state ``(x, glob)`` that stage
+        ``start - 1`` left (the clip ``N x 3 x T x H x W`` and None for ``start = 0``); returns the
+        state after them. ``start == stop`` returns it unchanged."""
+        for stage in self.stages()[start:stop]:
+            x, glob = stage(x, glob)
+        return x, glob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``N x 3 x T x H x W`` -> ``N x 960 x T/4 x H/32 x W/32``: every stage in turn."""
+        return self.forward_stages(x)[0]
 
 
 def s3d_mobilenet_v3_large() -> MobileNetV3Backbone3d:

@@ -24,7 +24,7 @@ from torch import nn
 
 from action_rec.templates import apply_overrides, validate_template
 
-from .recognizer import ActionRecognizer, build_model
+from .action_model import ActionRecognizer, build_model
 from .weights import (
     CheckpointError,
     CheckpointMismatchError,

@@ -1,8 +1,9 @@
 """Classification heads on the backbone's ``N x 960 x T' x H' x W'`` output.
 
 Both heads share one interface: ``forward(features) -> scores``, ``embed(features)``,
-``classify(embedding)`` (so ``classify(embed(f)) == forward(f)``), ``probabilities(scores)`` and
-``reset_parameters()``.
+``classify(embedding)`` (so ``classify(embed(f)) == forward(f)``), ``probabilities(scores)``,
+``reset_parameters()``, and what the centre-push loss needs, ``class_centres()`` and ``centre_pairs()``
+(None for the linear head), so that training asks the head instead of reading its attributes.
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ class AngularHead(nn.Module):
         """Embedding ``N x D`` -> cosines ``N x C``."""
         return self.fc_angular(embedding)
 
+    def class_centres(self) -> torch.Tensor:
+        """L2-normalised class centres ``D x C`` (the cosine classifier's columns)."""
+        return self.fc_angular.class_centres()
+
+    def centre_pairs(self) -> torch.Tensor:
+        """``C x C`` mask of the class pairs the centre-push loss pushes apart (strict upper triangle)."""
+        return self.fc_angular.reg_mask
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.classify(self.embed(features))
 
@@ -115,6 +124,13 @@ class LinearHead(nn.Module):
     def classify(self, embedding: torch.Tensor) -> torch.Tensor:
         """Pooled ``N x 960`` -> logits ``N x C``."""
         return self.fc(self.dropout(embedding))
+
+    def class_centres(self) -> None:
+        """No class centres: the linear head's losses do not use them."""
+        return None
+
+    def centre_pairs(self) -> None:
+        return None
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.classify(self.embed(features))

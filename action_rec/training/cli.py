@@ -2,14 +2,14 @@
 
     python train.py --load-weights snapshot.pth \\
         --train-ann-files train.txt --train-data-roots DATA --val-ann-files val.txt --val-data-roots DATA \\
-        --save-checkpoints-to outputs [--epochs N --batch-size N --base-learning-rate LR --gpu-num N]
-        [--resume] [--device cpu|cuda|cuda:N] [--nproc N] [--workers N] [--seed N] [--amp]
+        --save-checkpoints-to outputs [--epochs N --batch-size N --base-learning-rate LR --nproc N]
+        [--resume] [--device cpu|cuda|cuda:N] [--workers N] [--seed N] [--amp]
         [--set section.key=value ...]
 
 Defaults come from --template, else the work dir's template.yaml. Exit status: 0 done, 2 bad input (one
 line naming the file), 1 failure at run time (loss not finite, out of memory), 130 interrupted.
-Several GPUs: ``--gpu-num N`` spawns N processes (DistributedDataParallel, NCCL). Several CPU processes
-(gloo): ``--device cpu --nproc N``. Several machines: start this script with ``torchrun --nnodes ...
+``--nproc N`` spawns N processes (DistributedDataParallel): one per GPU over NCCL on CUDA, N CPU
+processes over gloo with ``--device cpu``. Several machines: start this script with ``torchrun --nnodes ...
 --nproc-per-node ... train.py ...``; torchrun's environment is detected and no processes are spawned.
 """
 
@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from action_rec.errors import UserError
+from action_rec.script_flags import add_script_flags
 from action_rec.workdir import default_out_dir
 
 __all__ = ["main", "build_parser"]
@@ -31,8 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train or fine-tune an action recognition model; defaults come from the template.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--template", type=Path, help="template.yaml (default: the work dir's own)")
-    p.add_argument("--load-weights", help="fine-tune from these weights (snapshot.pth or a checkpoint)")
+    add_script_flags(
+        p,
+        weights_help="fine-tune from these weights (snapshot.pth or a checkpoint)",
+        set_help="override template values, e.g. --set input.clip_len=8 training.lr_schedule=cosine",
+        batch_size_help="training.batch_size (per process)",
+    )
     p.add_argument("--train-ann-files", nargs="+", required=True, metavar="FILE", help="training annotations")
     p.add_argument("--train-data-roots", nargs="+", required=True, metavar="DIR", help="data root(s) of them")
     p.add_argument("--val-ann-files", nargs="+", default=[], metavar="FILE", help="validation annotations")
@@ -43,15 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="output dir (default: the work dir's outputs/, or outputs/ beside --template)",
     )
     p.add_argument("--epochs", type=int, help="training.epochs")
-    p.add_argument("--batch-size", type=int, help="training.batch_size (per process)")
     p.add_argument("--base-learning-rate", type=float, help="training.base_learning_rate")
-    p.add_argument("--gpu-num", type=int, default=1, help="GPUs to train on (one process each, DDP)")
-    p.add_argument("--nproc", type=int, help="processes (DDP); with --device cpu: CPU processes over gloo")
-    p.add_argument("--resume", action="store_true", help="continue from latest.pth in the output dir")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument(
-        "--workers", type=int, help="data loading processes per training process (training.workers)"
+        "--nproc",
+        type=int,
+        default=1,
+        help="training processes (DistributedDataParallel): one per GPU on CUDA, CPU processes over gloo "
+        "with --device cpu",
     )
+    p.add_argument("--resume", action="store_true", help="continue from latest.pth in the output dir")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and augmentation")
     p.add_argument("--amp", action="store_true", help="mixed precision (float16 autocast) on CUDA")
     p.add_argument(
@@ -64,14 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CLIPS",
         help="before each validation, recompute BatchNorm statistics on this many training clips "
         "(helps when training from scratch at a high learning rate; 0: off, as the original)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-    p.add_argument(
-        "--set",
-        nargs="+",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override template values, e.g. --set input.clip_len=8 training.lr_schedule=cosine",
     )
     return p
 
@@ -102,9 +99,9 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
 
     try:
         template = _template(args, template_path)
-        world_size = args.nproc if args.nproc is not None else args.gpu_num
+        world_size = args.nproc
         if world_size < 1:
-            raise UserError(f"--gpu-num/--nproc: need at least 1 process, got {world_size}")
+            raise UserError(f"--nproc: need at least 1 process, got {world_size}")
         if args.set:
             print(f"Template overrides: {' '.join(args.set)}")
         options = TrainOptions(

@@ -1,7 +1,7 @@
 """Processes for training on several GPUs (or several CPU processes) with DistributedDataParallel.
 
 Two ways in:
-- one command on one machine: ``train.py --gpu-num N`` (``--nproc N`` on CPU) starts N processes with
+- one command on one machine: ``train.py --nproc N`` (one per GPU, or CPU processes) starts N processes with
   ``torch.multiprocessing`` spawn and a free local port;
 - several machines: launch ``train.py`` with ``torchrun`` (``--nnodes``, ``--nproc-per-node``, ...);
   torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) is detected and the

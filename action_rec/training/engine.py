@@ -54,16 +54,16 @@ class TrainStep(nn.Module):
     centres ``D x C`` (angular head; None for the linear one). DDP wraps this module, so every parameter
     the loss uses is used inside its forward.
 
-    `split` says which part of the backbone trains (see :mod:`.freezing`): the frozen prefix runs
-    without autograd. Inputs are clips, or the prefix's cached outputs ``(x, glob)`` (`glob` an empty
-    tensor for a backbone without a global path).
+    `split` says which part of the backbone trains (see :mod:`.freezing`; the trainer sets it per epoch):
+    the frozen prefix runs without autograd. Inputs are clips, or cached outputs ``(x, glob)`` of the
+    backbone's stages before `cached_start` (`glob` an empty tensor for a backbone without a global path).
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, cached_start: int = 0) -> None:
         super().__init__()
         self.model = model
         self.split = BackboneSplit(model.backbone, 0)
-        self.cached_start = 0  # where the cached features were cut (`BackboneSplit.start`)
+        self.cached_start = cached_start
 
     def forward(
         self, inputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -80,10 +80,9 @@ class TrainStep(nn.Module):
             with torch.no_grad():
                 x, glob = split.prefix(inputs)
             features = split.suffix(x, glob)
-        embedding = self.model.cls_head.embed(features)
-        scores = self.model.cls_head.classify(embedding)
-        fc = getattr(self.model.cls_head, "fc_angular", None)
-        return scores, embedding, (fc.class_centres() if fc is not None else None)
+        head = self.model.cls_head
+        embedding = head.embed(features)
+        return head.classify(embedding), embedding, head.class_centres()
 
 
 @dataclass
@@ -105,6 +104,7 @@ class EpochSetup:
     desc: str = ""
     latest_hint: str = "not written yet"  # where the last good checkpoint is, for the error message
     after_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None  # (i, scores, labels)
+    centre_pairs: torch.Tensor | None = None  # the head's `centre_pairs()`, for the centre-push loss
 
 
 @dataclass
@@ -128,8 +128,6 @@ def train_one_epoch(
 ) -> EpochStats:
     """One pass over `loader` with `model` (a `TrainStep`, possibly DDP-wrapped); see the module docstring."""
     s = setup
-    head = getattr(getattr(model, "module", model).model.cls_head, "fc_angular", None)
-    mask = getattr(head, "reg_mask", None)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     loss_sum = correct_sum = count = 0.0
     lr = scale = 0.0
@@ -148,7 +146,7 @@ def train_one_epoch(
             with torch.autocast(device_type=s.device.type, dtype=torch.float16, enabled=s.amp):
                 scores, embedding, centres = model(inputs)
             progress = iteration / s.iters_per_epoch
-            loss, parts = criterion(scores, labels, embedding, centres, epoch=progress, mask=mask)
+            loss, parts = criterion(scores, labels, embedding, centres, epoch=progress, mask=s.centre_pairs)
             scale = parts["scale"]
             # Summed over ranks: all of them see a non-finite loss and stop together (a rank that
             # stopped alone would leave the others waiting in the next all-reduce).

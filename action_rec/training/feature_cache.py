@@ -17,6 +17,7 @@ it is off while the cache is used.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -27,15 +28,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from action_rec.data.loading import make_loader
 from action_rec.fileio import atomic_path, atomic_write
-from action_rec.training.distributed import EpochSampler, EpochSeededDataset
+from action_rec.training.distributed import EpochSampler, EpochSeededDataset, ProcessInfo
 from action_rec.training.freezing import BackboneSplit
+from action_rec.training.loaders import TrainLoaders
 
-__all__ = ["CACHE_DIR", "cache_key", "build_feature_cache", "CachedViews", "cached_train_loader"]
+__all__ = ["CACHE_DIR", "cache_key", "build_feature_cache", "CachedViews", "cached_feature_loaders"]
 
 CACHE_DIR = "feature_cache"
 
@@ -141,28 +143,39 @@ class CachedViews(Dataset):
         return (x[index], glob[index]), self.labels[index]
 
 
-def cached_train_loader(trainer: Any) -> DataLoader | None:
-    """Switch `trainer` (a `Trainer`, its model loaded) to cached features; returns the new training
-    loader, or None (with a log line) when nothing is frozen. Under DDP rank 0 computes, the others load."""
-    t, info, log = trainer.template["training"], trainer.info, trainer.log.info
-    split = BackboneSplit.from_trainable(trainer.model.backbone, trainer.trainable_blocks)
+def cached_feature_loaders(
+    loaders: TrainLoaders,
+    split: BackboneSplit,
+    out_dir: Path,
+    template: dict[str, Any],
+    train_set: Any,
+    model: nn.Module,
+    prepare,
+    seed: int,
+    info: ProcessInfo,
+    progress: bool = True,
+    log=print,
+) -> TrainLoaders:
+    """`loaders` with the training loader on cached features of `split`'s frozen part (its sampler
+    unfiltered, ``sample_filter`` None, ``cached_start`` the cut); `loaders` unchanged, with a log line,
+    when nothing is frozen. Under DDP rank 0 computes, the others load."""
     if split.trains_everything:
         log("training.cache_features: nothing is frozen with training.trainable: all, so nothing is cached")
-        return None
-    if trainer.sample_filter is not None:
+        return loaders
+    if loaders.sample_filter is not None:
         log("training.cache_features: sample filtering is off (cached clips have fixed offsets)")
-    trainer.model.eval()
+    model.eval()
     if info.distributed and not info.is_main:
         dist.barrier()
     views = build_feature_cache(
-        trainer.out_dir, trainer.template, trainer.train_set, trainer.model, split, int(t["cache_views"]),
-        trainer.options.seed, trainer.batch_size, trainer.workers, trainer.prepare_batch,
-        progress=trainer.options.progress and info.is_main, log=log,
+        out_dir, template, train_set, model, split, int(template["training"]["cache_views"]), seed,
+        loaders.batch_size, loaders.workers, prepare, progress=progress and info.is_main, log=log,
     )  # fmt: skip
     if info.distributed and info.is_main:
         dist.barrier()
-    trainer.step_module.cached_start = split.start
-    trainer.sample_filter = None
-    trainer.sampler = EpochSampler(trainer.sampler.sampler)
-    dataset = CachedViews(views, trainer.train_set.labels, trainer.options.seed)
-    return make_loader(dataset, trainer.batch_size, trainer.sampler, 0, drop_last=True)
+    sampler = EpochSampler(loaders.sampler.sampler)
+    dataset = CachedViews(views, train_set.labels, seed)
+    train = make_loader(dataset, loaders.batch_size, sampler, 0, drop_last=True)
+    return dataclasses.replace(
+        loaders, sampler=sampler, train=train, sample_filter=None, cached_start=split.start
+    )

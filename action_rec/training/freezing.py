@@ -9,9 +9,9 @@ autograd (and with ``training.cache_features`` not at all after the first pass).
     blocks:N   the last N of the 15 blocks, the output conv and the head; with X3D's global path, its
                pieces attached to those blocks too
 
-The frozen part is a prefix of the backbone: modules ``features[:start]`` (stem and the first blocks)
-and their LGD pieces. It is kept in eval mode (BatchNorm statistics frozen, as the original's head-only
-epochs do) and its parameters get no gradient. `BackboneSplit` runs the prefix and the rest apart;
+The frozen part is a prefix of the backbone's stages (``backbone.stages()``: the stem, the blocks with
+their LGD pieces, the output conv). It is kept in eval mode (BatchNorm statistics frozen, as the
+original's head-only epochs do) and its parameters get no gradient. `BackboneSplit` runs the prefix and the rest apart;
 together they compute exactly ``backbone(x)``.
 
 ``training.bn_statistics`` says whether the BatchNorm layers that do train also update their running
@@ -67,27 +67,29 @@ def keep_bn_statistics(model: nn.Module) -> list[nn.Module]:
 
 
 class BackboneSplit:
-    """A backbone cut before module ``start`` of ``features``: `prefix` (frozen) then `suffix`.
+    """A backbone cut before stage `start` (see ``MobileNetV3Backbone3d.stages``): the frozen `prefix`
+    (stages ``0 .. start - 1``), then the trainable `suffix`.
 
-    ``start = 0``: nothing frozen; ``start = len(features) + 1``: the whole backbone frozen, output conv
-    included (head-only). The state passed between the two is ``(x, glob)``: the local tensor and, for
-    the LGD backbone, the global one (None otherwise, and None before module 0 has run).
+    ``start = 0``: nothing frozen; ``start = num_stages``: the whole backbone frozen, output conv
+    included (head-only). The state passed between the two is the backbone's ``(x, glob)``.
     """
 
     def __init__(self, backbone: nn.Module, start: int) -> None:
         self.backbone = backbone
-        self.num_modules = len(backbone.features)
-        if not 0 <= start <= self.num_modules + 1:
-            raise ValueError(f"start must be in 0..{self.num_modules + 1}, got {start}")
+        self.num_stages = backbone.num_stages
+        if not 0 <= start <= self.num_stages:
+            raise ValueError(f"start must be in 0..{self.num_stages}, got {start}")
         self.start = start
 
     @classmethod
     def from_trainable(cls, backbone: nn.Module, trainable_blocks: int | None) -> BackboneSplit:
-        """The split of `parse_trainable`'s result (None: all, 0: head, N: the last N blocks)."""
-        n = len(backbone.features)
+        """The split of `parse_trainable`'s result (None: all, 0: head, N: the last N blocks and the
+        output conv)."""
         if trainable_blocks is None:
             return cls(backbone, 0)
-        return cls(backbone, n + 1 if trainable_blocks == 0 else n - trainable_blocks)
+        if trainable_blocks == 0:
+            return cls(backbone, backbone.num_stages)
+        return cls(backbone, backbone.num_stages - 1 - trainable_blocks)
 
     @property
     def trains_everything(self) -> bool:
@@ -95,22 +97,11 @@ class BackboneSplit:
 
     @property
     def head_only(self) -> bool:
-        return self.start > self.num_modules
+        return self.start == self.num_stages
 
     def frozen_modules(self) -> list[nn.Module]:
         """The modules of the prefix (empty when everything trains)."""
-        b = self.backbone
-        if self.head_only:
-            return [b]
-        frozen = list(b.features[: self.start])
-        if getattr(b, "lgd", False):
-            for group, prefix in (
-                (b.lgd_upsample, "upsample_"),
-                (b.lgd_pool, "pooling_"),
-                (b.lgd_glob, "glob_"),
-            ):
-                frozen += [module for name, module in group.items() if int(name[len(prefix) :]) < self.start]
-        return frozen
+        return [module for stage in self.backbone.stages()[: self.start] for module in stage.modules()]
 
     def freeze(self) -> None:
         """Prefix: no gradients, eval mode (call after ``model.train()``); the rest trains."""
@@ -121,43 +112,17 @@ class BackboneSplit:
             for p in module.parameters():
                 p.requires_grad_(False)
 
-    def _run(
-        self, x: torch.Tensor, glob: torch.Tensor | None, first: int, last: int
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Modules ``first .. last - 1`` of ``features`` with the LGD steps after each (the backbone's
-        forward, cut)."""
-        b = self.backbone
-        lgd = getattr(b, "lgd", False)
-        for m in range(first, last):
-            x = b.features[m](x)
-            if not lgd:
-                continue
-            if f"upsample_{m}" in b.lgd_upsample:
-                x = b.lgd_upsample[f"upsample_{m}"](glob) + x
-            if f"pooling_{m}" in b.lgd_pool:
-                pooled = b.lgd_pool[f"pooling_{m}"](x)
-                glob = pooled if m == 0 else b.lgd_glob[f"glob_{m}"](glob) + pooled
-        return x, glob
-
     def prefix(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The frozen part's output for `clips` (run it under ``torch.no_grad()``)."""
-        return self.prefix_from(clips, None, 0)
+        return self.backbone.forward_stages(clips, None, 0, self.start)
 
     def prefix_from(
         self, x: torch.Tensor, glob: torch.Tensor | None, first: int
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The rest of the frozen part from the output of modules ``0 .. first - 1`` (cached features
+        """The rest of the frozen part from the state after stages ``0 .. first - 1`` (cached features
         of an earlier cut, ``first <= start``)."""
-        if first > self.num_modules:  # already the backbone's output
-            return x, glob
-        x, glob = self._run(x, glob, first, min(self.start, self.num_modules))
-        if self.head_only:
-            x = self.backbone.conv(x)
-        return x, glob
+        return self.backbone.forward_stages(x, glob, first, self.start)
 
     def suffix(self, x: torch.Tensor, glob: torch.Tensor | None) -> torch.Tensor:
         """The backbone's output from the prefix's (the trainable part of the backbone)."""
-        if self.head_only:
-            return x
-        x, _ = self._run(x, glob, self.start, self.num_modules)
-        return self.backbone.conv(x)
+        return self.backbone.forward_stages(x, glob, self.start)[0]

@@ -134,6 +134,6 @@ def _check_world(options: TrainOptions) -> None:
     wants_cuda = options.device.startswith("cuda") or (options.device == "auto" and torch.cuda.is_available())
     if wants_cuda and options.world_size > torch.cuda.device_count():
         raise DataError(
-            f"--gpu-num {options.world_size}: only {torch.cuda.device_count()} CUDA device(s) visible "
-            "(for CPU processes use --device cpu --nproc N)"
+            f"--nproc {options.world_size}: only {torch.cuda.device_count()} CUDA device(s) visible "
+            "(for CPU processes use --device cpu)"
         )

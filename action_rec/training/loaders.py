@@ -21,7 +21,11 @@ __all__ = ["TrainLoaders", "build_train_loaders"]
 
 @dataclass
 class TrainLoaders:
-    """What `build_train_loaders` made; ``sampler`` is the training loader's (``set_epoch`` it)."""
+    """What `build_train_loaders` made; ``sampler`` is the training loader's (``set_epoch`` it).
+
+    ``cached_start``: 0 when the training loader yields clips; else it yields the cached outputs of the
+    backbone's stages before it (:mod:`.feature_cache`).
+    """
 
     batch_size: int
     iters_per_epoch: int
@@ -31,6 +35,7 @@ class TrainLoaders:
     sample_filter: SampleFilter | None
     bn: DataLoader | None
     val: DataLoader | None
+    cached_start: int = 0
 
 
 def build_train_loaders(

@@ -31,8 +31,8 @@ from torch.utils.data import Dataset, Sampler
 
 from action_rec.data.dataset import load_frames
 from action_rec.data.sampling import clip_span, sample_clip_indices, weighted_offset
-from action_rec.training.checkpoint import CheckpointError
 from action_rec.training.distributed import EpochSampler, sample_seed
+from action_rec.training.run_state import CheckpointError
 
 __all__ = ["SampleFilter", "FilteredEpochSampler", "FilteredClips"]
 

@@ -34,13 +34,6 @@ from action_rec.evaluation.loop import score_clips
 from action_rec.fileio import atomic_write
 from action_rec.training import distributed as distrib
 from action_rec.training.balance import class_weights
-from action_rec.training.checkpoint import (
-    BEST,
-    LATEST,
-    capture_rng_state,
-    restore_rng_state,
-    save_checkpoint,
-)
 from action_rec.training.engine import (
     EpochSetup,
     TrainingError,
@@ -49,7 +42,7 @@ from action_rec.training.engine import (
     recompute_bn_statistics,
     train_one_epoch,
 )
-from action_rec.training.feature_cache import cached_train_loader
+from action_rec.training.feature_cache import cached_feature_loaders
 from action_rec.training.freezing import (
     BackboneSplit,
     keep_bn_statistics,
@@ -61,6 +54,13 @@ from action_rec.training.logs import CURVES, METRICS, RunLog, plot_training_curv
 from action_rec.training.losses import build_criterion
 from action_rec.training.optim import build_optimizer
 from action_rec.training.options import TrainOptions, TrainResult
+from action_rec.training.run_state import (
+    BEST,
+    LATEST,
+    capture_rng_state,
+    restore_rng_state,
+    save_checkpoint,
+)
 from action_rec.training.schedules import LRSchedule, build_lr_scheduler
 
 __all__ = ["TrainOptions", "TrainResult", "TrainingError", "Trainer"]
@@ -114,13 +114,22 @@ class Trainer:
         # On CPU, channels-last 3D convolutions train about a third faster (same weights and results).
         self.memory_format = torch.channels_last_3d if info.device.type == "cpu" else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
-        self.step_module = TrainStep(self.model)
         self.ddp: nn.Module | None = None
         self.ddp_start: int | None = None  # the split the DDP wrapper was built for
 
-        self._build_loaders()
+        loaders = build_train_loaders(template, options, info, self.train_set, self.val_set, self.log)
         if t["cache_features"]:
-            self.train_loader = cached_train_loader(self) or self.train_loader
+            loaders = cached_feature_loaders(
+                loaders, BackboneSplit.from_trainable(self.model.backbone, self.trainable_blocks),
+                self.out_dir, template, self.train_set, self.model, self.prepare_batch, options.seed, info,
+                options.progress, self.log.info,
+            )  # fmt: skip
+        self.batch_size, self.iters_per_epoch, self.workers = (
+            loaders.batch_size, loaders.iters_per_epoch, loaders.workers
+        )  # fmt: skip
+        self.sampler, self.sample_filter = loaders.sampler, loaders.sample_filter
+        self.train_loader, self.bn_loader, self.val_loader = loaders.train, loaders.bn, loaders.val
+        self.step_module = TrainStep(self.model, loaders.cached_start)
         weights = None
         if t["class_balance"] == "loss":
             weights = class_weights(self.train_set.labels, len(self.class_names)).to(info.device)
@@ -172,18 +181,6 @@ class Trainer:
                 "into another --save-checkpoints-to"
             )
         return dict(checkpoint.raw)
-
-    def _build_loaders(self) -> None:
-        loaders = build_train_loaders(
-            self.template, self.options, self.info, self.train_set, self.val_set, self.log
-        )
-        self.batch_size, self.iters_per_epoch = loaders.batch_size, loaders.iters_per_epoch
-        self.workers, self.sampler, self.sample_filter = (
-            loaders.workers,
-            loaders.sampler,
-            loaders.sample_filter,
-        )
-        self.train_loader, self.bn_loader, self.val_loader = loaders.train, loaders.bn, loaders.val
 
     def prepare_batch(self, clips: torch.Tensor) -> torch.Tensor:
         """A loader batch (uint8 ``N x 3 x T x H x W``) as the model's input: moved to the device (a
@@ -313,6 +310,7 @@ class Trainer:
             desc=f"epoch {epoch + 1}/{self.epochs}{phase}",
             latest_hint=str(self.latest_path) if self.latest_path.exists() else "not written yet",
             after_step=after_step,
+            centre_pairs=self.model.cls_head.centre_pairs(),
         )
         stats = train_one_epoch(step_module, self.criterion, self.optimizer, self.train_loader, setup)
         self.iteration += stats.iterations
@@ -356,7 +354,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------ outputs
 
     def checkpoint(self, metrics: dict[str, float]) -> dict[str, Any]:
-        """The checkpoint dict of the current state (see action_rec.training.checkpoint)."""
+        """The checkpoint dict of the current state (see action_rec.training.run_state)."""
         state = {
             "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),

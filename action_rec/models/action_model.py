@@ -1,5 +1,5 @@
-"""The full recognizer (backbone + head) and ``build_model``, the one place that maps a template's
-``model.architecture`` / ``model.head`` to modules."""
+"""The action model, backbone + head (`ActionRecognizer`), and ``build_model``, the one place that maps
+a template's ``model.architecture`` / ``model.head`` to modules."""
 
 from __future__ import annotations
 
