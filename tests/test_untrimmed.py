@@ -319,7 +319,7 @@ def truth_list(trained: dict, folder: Path, copies: int = 1) -> Path:
 
 def test_eval_timeline_videos_runs_the_demo_recognizer_and_pools(trained, tmp_path, capsys):
     from action_rec.evaluation.timeline import timeline_metrics
-    from action_rec.inference.recognizer import recognize_video
+    from action_rec.inference.video_file import recognize_video
 
     sys.path.insert(0, str(REPO / "tools"))
     try:
@@ -397,7 +397,7 @@ def test_pooled_f1_sums_counts_over_videos():
 def test_replayed_timeline_is_the_recognizers(trained):
     """Calibration scores settings by replaying kept window probabilities: the same segments as
     recognize_video (the demo's recognizer) gives with those settings."""
-    from action_rec.inference.recognizer import recognize_video, replay_timeline, video_windows
+    from action_rec.inference.video_file import recognize_video, replay_timeline, video_windows
     from action_rec.runtime.metadata import TimelineSettings
     from action_rec.runtime.model import ExportedModel
 

@@ -11,7 +11,7 @@ on validation recordings (never the test ones):
   (the model's current settings come first, so calibration never trades them for an equal score).
   The current settings are one of the candidates, so the chosen ones are never worse on these
   recordings;
-- cost: the IR runs once per recording (`inference.recognizer.video_windows`); every grid point only
+- cost: the IR runs once per recording (`inference.video_file.video_windows`); every grid point only
   replays the averaging, the decisions and the timeline from the kept probabilities
   (`replay_timeline`, the same steps as `recognize_video`), so a grid of hundreds of points costs
   seconds.
@@ -72,7 +72,7 @@ def calibrate(
 ) -> Calibration:
     """Grid-search the timeline settings of `model` (an ExportedModel or model.xml) on the (video,
     truth JSON) `pairs`; see the module docstring. Nothing is written."""
-    from action_rec.inference.recognizer import replay_timeline, video_windows
+    from action_rec.inference.video_file import replay_timeline, video_windows
     from action_rec.runtime.model import ExportedModel
 
     if not isinstance(model, ExportedModel):

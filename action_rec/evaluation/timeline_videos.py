@@ -171,7 +171,7 @@ def evaluate_videos(
     are training data), `<video>.png` and `overall.png`. Returns the report written to the YAML."""
     import yaml
 
-    from action_rec.inference.recognizer import recognize_video
+    from action_rec.inference.video_file import recognize_video
     from action_rec.runtime.model import ExportedModel
 
     out_dir = Path(out_dir)
