@@ -106,41 +106,31 @@ def main(argv: list[str] | None = None) -> int:
         fmt = args.format
         if fmt == "auto":
             fmt = detect_format(args.source) if args.source.exists() else None
+        common = {  # what both kinds of source take
+            "videos_dir": args.videos_dir,
+            "val_fraction": args.val_fraction,
+            "seed": args.seed,
+            "short_side": args.short_side or None,
+            "workers": args.workers,
+            "quality": args.quality,
+            "frame_pattern": args.frame_pattern,
+            "progress": not args.no_progress,
+        }
         if fmt not in (None, "trimmed"):
             summary = prepare_untrimmed(
                 args.source,
                 args.out_dir,
                 fmt,
-                videos_dir=args.videos_dir,
                 clip_s=args.clip_s,
                 stride_s=args.stride_s,
                 max_clips_per_segment=args.max_clips_per_segment,
                 margin_s=args.margin_s,
                 no_action_clips=args.no_action_clips,
-                val_fraction=args.val_fraction,
                 test_videos=args.test_videos,
-                seed=args.seed,
-                short_side=args.short_side or None,
-                workers=args.workers,
-                quality=args.quality,
-                frame_pattern=args.frame_pattern,
-                progress=not args.no_progress,
+                **common,
             )
-            print("\n".join(summary.lines()))
-            return 1 if summary.failed else 0
-        summary = prepare_dataset(
-            args.source,
-            args.out_dir,
-            videos_dir=args.videos_dir,
-            val_fraction=args.val_fraction,
-            seed=args.seed,
-            group_regex=args.group_regex,
-            short_side=args.short_side or None,
-            workers=args.workers,
-            quality=args.quality,
-            frame_pattern=args.frame_pattern,
-            progress=not args.no_progress,
-        )
+        else:
+            summary = prepare_dataset(args.source, args.out_dir, group_regex=args.group_regex, **common)
         print("\n".join(summary.lines()))
         return 1 if summary.failed else 0
 
