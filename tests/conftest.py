@@ -41,6 +41,14 @@ def real_data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny checkpoints of S3D and X3D as training writes them (export_checkpoints.py)."""
+    from export_checkpoints import make_checkpoints
+
+    return make_checkpoints(tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The tiny model of tiny_model.py, trained on its synthetic video and exported to FP32 and INT8
     IRs (do not modify its files: the whole session shares them)."""

@@ -8,7 +8,7 @@ import openvino as ov
 import openvino.opset13 as ops
 import pytest
 import yaml
-from test_export import NAMES, TEMPLATES, make_checkpoint, tiny_template
+from export_checkpoints import NAMES, TEMPLATES, make_checkpoint, tiny_template
 
 from action_rec.evaluation.cli import main as eval_main
 from action_rec.export.cli import main as export_main

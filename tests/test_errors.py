@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from test_export import TEMPLATES, make_checkpoint
+from export_checkpoints import TEMPLATES, make_checkpoint
 
 from action_rec.errors import UserError
 
