@@ -1,6 +1,6 @@
 """Export: PyTorch -> ONNX -> OpenVINO IR (FP32, FP16, INT8), verified, with the metadata a client needs."""
 
-from action_rec.export.metadata import DEFAULT_INPUT_FORMAT, INPUT_FORMATS
+from action_rec.export.model_json import DEFAULT_INPUT_FORMAT, INPUT_FORMATS
 from action_rec.export.pipeline import ExportError, ExportOptions, ExportResult, export_model
 from action_rec.export.verify import VerificationError
 from action_rec.runtime.metadata import MetadataError, read_metadata

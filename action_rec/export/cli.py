@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from action_rec.errors import UserError
-from action_rec.export.metadata import DEFAULT_INPUT_FORMAT, INPUT_FORMATS
+from action_rec.export.model_json import DEFAULT_INPUT_FORMAT, INPUT_FORMATS
 from action_rec.export.onnx_export import DEFAULT_OPSET
 from action_rec.script_flags import add_script_flags
 

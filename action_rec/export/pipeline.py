@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from action_rec.errors import UserError
 from action_rec.export.deploy import build_deploy_package
-from action_rec.export.metadata import DEFAULT_INPUT_FORMAT, build_metadata, write_metadata
+from action_rec.export.model_json import DEFAULT_INPUT_FORMAT, build_metadata, write_metadata
 from action_rec.export.no_action import calibrate_threshold, no_action_metadata
 from action_rec.export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_op_counts
 from action_rec.export.openvino_ir import add_input_format, convert_onnx

@@ -8,7 +8,7 @@ look unlike the same video's dumped frames); then a centre crop of `size`, black
 smaller. A live frame is prepared once when it arrives (`FramePreprocessor`, one frame of the IR's
 input), since it is part of T / stride windows.
 
-The input formats (`action_rec.export.metadata` describes them): `rgb255` float32 planar RGB 0-255,
+The input formats (`action_rec.export.model_json` describes them): `rgb255` float32 planar RGB 0-255,
 `normalized` the same after (pixel - mean) / std, `bgr8` uint8 interleaved BGR as OpenCV decodes.
 """
 

@@ -1,7 +1,7 @@
 """Reading `model.json`, the exported model's contract, and checking it against the IR beside it.
 
 An IR alone is a tensor-in, tensor-out function; a client also needs the class names, how the frames
-were sampled and cropped, and which input format the IR was built for (`action_rec.export.metadata`
+were sampled and cropped, and which input format the IR was built for (`action_rec.export.model_json`
 writes it and documents the formats). Everything that runs an exported model reads it here, so a
 malformed file is refused with the same one-line message by eval.py, the demo and the deployed script.
 """
