@@ -244,8 +244,8 @@ def test_ctrl_c_ends_a_live_run_and_keeps_its_timeline(trained, package, monkeyp
     class Interrupted:  # a camera that the user stops with Ctrl-C after 60 frames
         live, fps, name = True, 30.0, "camera"
 
-        def __init__(self, spec):
-            self.source, self.frames = open_file(spec), 0
+        def __init__(self, spec, decode_threads=None):
+            self.source, self.frames = open_file(spec, decode_threads), 0
 
         def read_timed(self, decode=True):
             self.frames += 1
