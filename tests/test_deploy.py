@@ -251,8 +251,8 @@ def test_ctrl_c_ends_a_live_run_and_keeps_its_timeline(trained, package, monkeyp
             self.frames += 1
             if self.frames == 61:
                 signal.raise_signal(signal.SIGINT)
-            if self.frames > 60:
-                time.sleep(0.05)
+            if self.frames > 60:  # the camera slows down: the run must end long before its last frame
+                time.sleep(0.5)
             return self.source.read_timed(decode)
 
         def retrieve(self):
@@ -267,7 +267,7 @@ def test_ctrl_c_ends_a_live_run_and_keeps_its_timeline(trained, package, monkeyp
     args = ["--input", str(trained["video"]), "--no-show", "--json", str(out), "--timeline", str(timeline)]
     assert script.main([*args, "--reconnect-tries", "0"]) == 0
     windows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert windows and all(e["frame"] < 70 for e in windows)
+    assert windows and all(e["frame"] < 90 for e in windows)  # 160 frames in the video
     assert isinstance(json.loads(timeline.read_text()), list)
     assert f"wrote {timeline}" in capsys.readouterr().out
 
