@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -268,6 +269,25 @@ class StreamRunner:
                 break
         cv2.destroyAllWindows()
 
+    def _stop_on_ctrl_c(self) -> Callable[[], None]:
+        """Ctrl-C (SIGINT) ends the run as q does, whatever handler the process had: the first one
+        stops the streams and keeps what was recognized, a second one interrupts at once. Returns the
+        function that puts the previous handler back (only the main thread can set one)."""
+        self._ctrl_c = False
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._ctrl_c:
+                raise KeyboardInterrupt
+            self._ctrl_c = True
+            self.stop.set()
+
+        previous = signal.signal(signal.SIGINT, handler)
+        return lambda: signal.signal(
+            signal.SIGINT, signal.default_int_handler if previous is None else previous
+        )
+
     # --- the run --------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Run every stream to its end (or until q, Esc, Ctrl-C or `stop`); returns the summaries."""
@@ -286,6 +306,7 @@ class StreamRunner:
         dispatcher = threading.Thread(target=self._dispatch, name="dispatcher", daemon=True)
         collector = threading.Thread(target=self._collect, name="collector", daemon=True)
         interrupted = False
+        restore = self._stop_on_ctrl_c()
         try:
             for thread in (collector, dispatcher, *captures, *draws):
                 thread.start()
@@ -304,6 +325,7 @@ class StreamRunner:
             dispatcher.join(5)
             self.infer_queue.wait_all()
         finally:
+            restore()
             self.results_q.put(None)
             collector.join(60)
             for thread in draws:
@@ -324,7 +346,7 @@ class StreamRunner:
         elapsed = time.perf_counter() - started
         return {
             "elapsed_s": elapsed,
-            "interrupted": interrupted,
+            "interrupted": interrupted or self._ctrl_c,
             "requests": self.requests,
             "streams": [s.summary() for s in self.streams],
         }
