@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ from bench.harness import (
     finish_environment,
     markdown_table,
 )
-from bench.streams import FPS, STRIDE, camera_video, export_irs
+from bench.streams import FPS, STRIDE, camera_workspace, export_irs
 
 
 def rss_mb() -> float:
@@ -62,12 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = bench_command("bench.soak", argv)
     cores = os.cpu_count() or 1
     env = environment(cores, "OpenVINO's default settings, throughput mode", ("openvino", "opencv-python"))
-    tmp = tempfile.TemporaryDirectory() if args.work_dir is None else None
-    work = Path(tmp.name) if tmp else args.work_dir
-    work.mkdir(parents=True, exist_ok=True)
-    video = work / "camera.mp4"
-    if not video.is_file():
-        camera_video(video)
+    tmp, work, video = camera_workspace(args.work_dir)  # noqa: F841 (tmp: kept alive for the run)
     xml = export_irs(args.model, work) / ("model_int8.xml" if args.int8 else "model.xml")
     model = ExportedModel(xml, config=throughput_config())
     streams = [

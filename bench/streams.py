@@ -79,6 +79,17 @@ def camera_video(path: Path, source: Path = REAL_VIDEO, frames: int = 300) -> Pa
     return path
 
 
+def camera_workspace(work_dir: Path | None) -> tuple[tempfile.TemporaryDirectory | None, Path, Path]:
+    """(the temporary dir to keep alive, or None; the work dir; the camera video in it, made once)."""
+    tmp = tempfile.TemporaryDirectory() if work_dir is None else None
+    work = Path(tmp.name) if tmp else work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    video = work / "camera.mp4"
+    if not video.is_file():
+        camera_video(video)
+    return tmp, work, video
+
+
 def export_irs(key: str, work: Path, calib_clips: int = 12) -> Path:
     """The FP32 and INT8 IRs of a published model with random weights, as export.py writes them."""
     out = work / key
@@ -196,12 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("openvino", "opencv-python"),
     )
     print(f"command: {command}\n{environment_text(env)}", flush=True)
-    tmp = tempfile.TemporaryDirectory() if args.work_dir is None else None
-    work = Path(tmp.name) if tmp else args.work_dir
-    work.mkdir(parents=True, exist_ok=True)
-    video = work / "camera.mp4"
-    if not video.is_file():
-        camera_video(video)
+    tmp, work, video = camera_workspace(args.work_dir)
     rows = []
     for key in args.models:
         out = export_irs(key, work)
