@@ -2,6 +2,11 @@
 """Write the synthetic sample dataset: classes that differ only in motion, in the raw-frame layout.
 
 python tools/make_synthetic_dataset.py /tmp/synthetic [--videos] [--background]
+python tools/make_synthetic_dataset.py /tmp/recordings --recordings 20    # long videos + segments.csv
+
+With ``--recordings N`` it writes N long recordings instead, with the segment CSV a labelling tool
+would export (``video,start_frame,end_frame,label``): the input of ``tools/prepare_dataset.py``, as
+a user's own recordings are (see action_rec/data/synthetic_recordings.py).
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from action_rec.data.synthetic import BACKGROUND, CLASSES, make_synthetic_dataset  # noqa: E402
+from action_rec.data.synthetic_recordings import make_synthetic_recordings  # noqa: E402
 from action_rec.errors import UserError  # noqa: E402
+
+
+def _frame_range(text: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    return int(lo), int(hi or lo)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,8 +49,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes to render with"
     )
+    long = parser.add_argument_group("long recordings with marked segments")
+    long.add_argument("--recordings", type=int, default=0, help="write this many long recordings instead")
+    long.add_argument(
+        "--segments-per-class", type=int, default=4, help="actions of each class per recording (4)"
+    )
+    long.add_argument(
+        "--action-frames", type=_frame_range, default=(16, 64), help="action length range (16-64)"
+    )
+    long.add_argument("--gap-frames", type=_frame_range, default=(16, 48), help="no-action gap range (16-48)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    if args.recordings:
+        try:
+            csv_path = make_synthetic_recordings(
+                args.out_dir,
+                num_classes=args.num_classes,
+                recordings=args.recordings,
+                segments_per_class=args.segments_per_class,
+                action_frames=args.action_frames,
+                gap_frames=args.gap_frames,
+                size=args.size,
+                seed=args.seed,
+                workers=args.workers,
+            )
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"wrote {args.recordings} recordings with {args.segments_per_class} actions of each of "
+            f"{args.num_classes} classes ({args.action_frames[0]}-{args.action_frames[1]} frames, gaps of "
+            f"{args.gap_frames[0]}-{args.gap_frames[1]}) to {args.out_dir / 'videos'} in "
+            f"{time.perf_counter() - start:.1f} s\n  segments: {csv_path}"
+        )
+        return 0
     try:
         out = make_synthetic_dataset(
             args.out_dir,

@@ -4,7 +4,8 @@ Follow one clip: :mod:`.annotations` reads the annotation line, :mod:`.sampling`
 numbers, :mod:`.dataset` decodes them, :mod:`.transforms` (with :mod:`.crossnorm`) turns them into a
 normalised ``3 x T x H x W`` tensor (or a uint8 one that :func:`.transforms.normalize_batch`
 normalises per batch). :mod:`.dump` makes raw frames from videos, :mod:`.statistics`
-makes CrossNorm's list, :mod:`.synthetic` makes the bundled sample data.
+makes CrossNorm's list, :mod:`.synthetic` makes the bundled sample data (and
+:mod:`.synthetic_recordings` long recordings of it with a segment CSV).
 """
 
 import cv2
