@@ -1,107 +1,269 @@
-"""Model templates: one readable YAML file per model, validated on load.
+"""Model templates: one readable YAML file per model, validated on load into a frozen :class:`Template`.
 
 A template says everything a work dir needs: which network to build, the clip it eats, how to augment
 and train it, and what the original published. Validation is strict so that a typo in a key fails
 at once, naming the file and the key, instead of silently falling back to a default hours later.
+
+The dataclasses below are the one description of a template: their fields are its keys (in file
+order), their type hints its types, and a field default is the value an older file that lacks the key
+(added later) takes. ``SCHEMA`` and ``ADDED_KEYS`` are derived from them. A template is built once by
+:func:`load_template` and never changed: :func:`apply_overrides` returns a new one.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
+import types
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from action_rec.errors import UserError
 
-__all__ = ["TemplateError", "load_template", "apply_overrides", "SCHEMA", "ADDED_KEYS"]
+__all__ = [
+    "TemplateError",
+    "Template",
+    "Published",
+    "Snapshot",
+    "ModelConfig",
+    "InputConfig",
+    "Colour",
+    "DataConfig",
+    "GradClip",
+    "TrainingConfig",
+    "LossConfig",
+    "load_template",
+    "apply_overrides",
+    "SCHEMA",
+    "ADDED_KEYS",
+]
 
 
 class TemplateError(UserError):
     """A template that cannot be used; the message is one line naming the file and the key."""
 
 
+class _Section:
+    """What every template section can do: give itself back as the plain dict of its YAML."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as template.yaml holds it (lists, not tuples): YAML and ``torch.load(...,
+        weights_only=True)`` read it back."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Section):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# Numbers (`float` fields) keep the type the file wrote them with (`rotation_deg: 10` stays 10), so
+# that a template goes to YAML and back unchanged.
+
+
+@dataclass(frozen=True, kw_only=True)
+class Published(_Section):
+    """What the original model published: complexity and top-1 accuracy (%) per data set."""
+
+    gflops: float
+    params_m: float
+    ucf101_top1: float
+    activitynet_v1_3_top1: float
+    jester27_top1: float
+    msasl1000_top1: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot(_Section):
+    """The pre-trained weights a work dir downloads."""
+
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig(_Section):
+    """The network: backbone, head and its size."""
+
+    architecture: Literal["s3d-mobilenet-v3-large", "x3d-mobilenet-v3-large-lgd-gc"]
+    head: Literal["angular", "linear"]
+    embedding_dim: int
+    num_classes: int
+    dropout: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputConfig(_Section):
+    """The clip the network eats: frames, spacing, size and normalisation (RGB, 0-255 scale)."""
+
+    clip_len: int
+    frame_interval: int
+    target_fps: float | None
+    size: int
+    resize_short: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Colour(_Section):
+    """Probabilities of the colour augmentations (one per clip); they sum to 1."""
+
+    none: float
+    photometric: float
+    crossnorm: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig(_Section):
+    """Frame files and training augmentation."""
+
+    frame_pattern: str
+    horizontal_flip: bool
+    rotation_deg: float
+    crop: Literal["multi_scale", "random_resized"]
+    colour: Colour
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradClip(_Section):
+    """Gradient clipping: global L2 norm, adaptive unit-wise (AGC) or none."""
+
+    type: Literal["norm", "agc", "none"]
+    value: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingConfig(_Section):
+    """Optimisation, schedule and what is trained."""
+
+    batch_size: int
+    base_learning_rate: float
+    epochs: int
+    optimizer: Literal["sgd", "adamw"]
+    momentum: float
+    weight_decay: float
+    head_only_epochs: int
+    head_lr_multiplier: float
+    warmup_epochs: int
+    lr_schedule: Literal["step", "cosine"]
+    lr_steps: tuple[int, ...]
+    grad_clip: GradClip
+    sample_filtering: bool
+    trainable: str
+    bn_statistics: Literal["auto", "update", "keep"] = "auto"  # added later: older files lack it
+    class_balance: Literal["none", "sampler", "loss"]
+    cache_features: bool
+    cache_views: int
+    workers: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LossConfig(_Section):
+    """The classification loss and its regularisers."""
+
+    type: Literal["am_softmax", "cross_entropy"]
+    margin: float
+    scale_start: float
+    scale_end: float
+    scale_epochs: int
+    scale_power: float
+    entropy_weight: float
+    center_push_weight: float
+    center_push_margin: float
+    local_push_weight: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Template(_Section):
+    """One validated template.yaml. Build it with :func:`load_template` (or :meth:`from_dict`); change
+    it with :func:`apply_overrides` or ``dataclasses.replace``."""
+
+    name: str
+    description: str
+    published: Published
+    snapshot: Snapshot
+    model: ModelConfig
+    input: InputConfig
+    data: DataConfig
+    training: TrainingConfig
+    loss: LossConfig
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "<template>") -> Template:
+        """Validate a template as YAML holds it (after giving it the ADDED_KEYS it lacks) and build it;
+        raises TemplateError naming ``where`` and the key. ``data`` itself is not modified."""
+        data = copy.deepcopy(data)
+        _add_missing_keys(data)
+        _validate(data, SCHEMA, where)
+        _check_consistency(data, where)
+        return _build(cls, data)
+
+
+def _build(cls: type, node: Mapping[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        value, hint = node[f.name], hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            value = _build(hint, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+# The validation schema, derived from the dataclasses: a nested dict of key -> type (or a nested
+# schema). Types are tuples for isinstance(); a tuple of strings is a choice; `[element, length]` is a
+# list (length None: any). Every key is required except ADDED_KEYS; no other key is allowed.
 _NUM = (int, float)
 _OPT_NUM = (int, float, type(None))
 
-# The template's shape: a nested dict of key -> type (or a nested schema). Every key is required,
-# no other key is allowed. Types are tuples for isinstance(); `list` entries say the element type.
-SCHEMA: dict[str, Any] = {
-    "name": str,
-    "description": str,
-    "published": {
-        "gflops": _NUM,
-        "params_m": _NUM,
-        "ucf101_top1": _NUM,
-        "activitynet_v1_3_top1": _NUM,
-        "jester27_top1": _NUM,
-        "msasl1000_top1": _NUM,
-    },
-    "snapshot": {"url": str, "sha256": str},
-    "model": {
-        "architecture": ("s3d-mobilenet-v3-large", "x3d-mobilenet-v3-large-lgd-gc"),
-        "head": ("angular", "linear"),
-        "embedding_dim": int,
-        "num_classes": int,
-        "dropout": _NUM,
-    },
-    "input": {
-        "clip_len": int,
-        "frame_interval": int,
-        "target_fps": _OPT_NUM,
-        "size": int,
-        "resize_short": int,
-        "mean": [_NUM, 3],
-        "std": [_NUM, 3],
-    },
-    "data": {
-        "frame_pattern": str,
-        "horizontal_flip": bool,
-        "rotation_deg": _NUM,
-        "crop": ("multi_scale", "random_resized"),
-        "colour": {"none": _NUM, "photometric": _NUM, "crossnorm": _NUM},
-    },
-    "training": {
-        "batch_size": int,
-        "base_learning_rate": _NUM,
-        "epochs": int,
-        "optimizer": ("sgd", "adamw"),
-        "momentum": _NUM,
-        "weight_decay": _NUM,
-        "head_only_epochs": int,
-        "head_lr_multiplier": _NUM,
-        "warmup_epochs": int,
-        "lr_schedule": ("step", "cosine"),
-        "lr_steps": [int, None],
-        "grad_clip": {"type": ("norm", "agc", "none"), "value": _NUM},
-        "sample_filtering": bool,
-        "trainable": str,
-        "bn_statistics": ("auto", "update", "keep"),
-        "class_balance": ("none", "sampler", "loss"),
-        "cache_features": bool,
-        "cache_views": int,
-        "workers": int,
-    },
-    "loss": {
-        "type": ("am_softmax", "cross_entropy"),
-        "margin": _NUM,
-        "scale_start": _NUM,
-        "scale_end": _NUM,
-        "scale_epochs": int,
-        "scale_power": _NUM,
-        "entropy_weight": _NUM,
-        "center_push_weight": _NUM,
-        "center_push_margin": _NUM,
-        "local_push_weight": _NUM,
-    },
-}
+
+def _schema_of(hint: Any) -> Any:
+    if dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        return {f.name: _schema_of(hints[f.name]) for f in dataclasses.fields(hint)}
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return args
+    if origin is tuple:
+        element = _schema_of(args[0])
+        return [element, None] if args[-1] is Ellipsis else [element, len(args)]
+    if origin is types.UnionType and set(args) == {float, type(None)}:
+        return _OPT_NUM
+    if hint is float:
+        return _NUM
+    if hint in (int, str, bool):
+        return hint
+    raise TypeError(f"no schema for template field type {hint!r}")
+
+
+def _defaults_of(cls: type, prefix: str = "") -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out.update(_defaults_of(hints[f.name], f"{prefix}{f.name}."))
+        elif f.default is not dataclasses.MISSING:
+            out[prefix + f.name] = f.default
+    return out
+
+
+SCHEMA: dict[str, Any] = _schema_of(Template)
 
 # Keys added after templates, work dirs and checkpoints were first written, with the value they take
-# when a file has none: older files keep loading. Every other key is required.
-ADDED_KEYS: dict[str, Any] = {"training.bn_statistics": "auto"}
+# when a file has none (their field defaults): older files keep loading.
+ADDED_KEYS: dict[str, Any] = _defaults_of(Template)
 
 # Values that must be positive: a zero clip length or batch size is always a mistake.
 _POSITIVE = {
@@ -195,54 +357,46 @@ def _add_missing_keys(template: Any) -> None:
             node.setdefault(key, value)
 
 
-def validate_template(template: Any, where: str = "<template>") -> dict[str, Any]:
-    """Check a loaded template against SCHEMA, after giving it the ADDED_KEYS it lacks; returns it or
-    raises TemplateError."""
-    _add_missing_keys(template)
-    _validate(template, SCHEMA, where)
-    _check_consistency(template, where)
-    return template
-
-
-def load_template(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
-    """Load and validate a template from a YAML path (or validate an already loaded mapping).
-
-    Returns a fresh nested dict shaped exactly like template.yaml; the caller may modify it.
-    """
+def load_template(source: str | Path | Mapping[str, Any] | Template) -> Template:
+    """Load and validate a template from a YAML path (or validate a mapping shaped like template.yaml,
+    e.g. one a checkpoint stores); a Template is returned as it is (it cannot change)."""
+    if isinstance(source, Template):
+        return source
     if isinstance(source, Mapping):
-        template = copy.deepcopy(dict(source))
-        return validate_template(template, str(template.get("name", "<template>")))
+        return Template.from_dict(source, str(source.get("name", "<template>")))
     path = Path(source)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TemplateError(f"{path}: cannot read template: {exc.strerror or exc}") from None
     try:
-        template = yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise TemplateError(f"{path}{line}: not valid YAML: {problem}") from None
-    return validate_template(template, str(path))
+    return Template.from_dict(data, str(path))
 
 
 def _parse_scalar(text: str) -> Any:
     return yaml.safe_load(text) if text.strip() else ""
 
 
-def apply_overrides(template: dict[str, Any], overrides: list[str], where: str = "--set") -> dict[str, Any]:
-    """Apply `section.key=value` overrides (values parsed as YAML) and re-validate.
+def apply_overrides(template: Template, overrides: list[str], where: str = "--set") -> Template:
+    """A new template with `section.key=value` overrides applied (values parsed as YAML), validated
+    like a file; ``template`` is unchanged.
 
     This is how any template value is changed from the command line without editing the file, e.g.
     `--set input.clip_len=8 training.lr_schedule=cosine data.colour={none: 1, photometric: 0, crossnorm: 0}`.
     """
-    result = copy.deepcopy(template)
+    data = template.to_dict()
+    sections = set()
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise TemplateError(f"{where}: '{item}' is not of the form section.key=value")
-        node = result
+        node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):
@@ -254,4 +408,7 @@ def apply_overrides(template: dict[str, Any], overrides: list[str], where: str =
             node[parts[-1]] = _parse_scalar(value)
         except yaml.YAMLError:
             raise TemplateError(f"{where}: value of '{key}' is not valid YAML: {value!r}") from None
-    return validate_template(result, where)
+        sections.add(parts[0])
+    checked = Template.from_dict(data, where)
+    # Only the changed sections are new; the rest is shared with ``template`` (it cannot change).
+    return dataclasses.replace(template, **{s: getattr(checked, s) for s in sections})

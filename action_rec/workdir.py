@@ -153,16 +153,16 @@ def instantiate(
     _copy_atomic(template_path, work_dir / "template.yaml")
     for name, (module, doc) in SCRIPTS.items():
         atomic_write(work_dir / name, _SCRIPT.format(doc=doc, name=name, module=module), mode=0o755)
-    log(f"Instantiated '{template['name']}' in {work_dir}")
+    log(f"Instantiated '{template.name}' in {work_dir}")
 
     dest = work_dir / SNAPSHOT_NAME
-    url = template["snapshot"]["url"]
+    url = template.snapshot.url
     if snapshot is not None:
         _copy_atomic(Path(snapshot), dest)
         log(f"Copied snapshot {snapshot} -> {dest}")
     elif download:
         try:
-            download_file(url, dest, sha256=template["snapshot"]["sha256"])
+            download_file(url, dest, sha256=template.snapshot.sha256)
             log(f"Downloaded snapshot -> {dest}")
         except DownloadError as exc:
             log(

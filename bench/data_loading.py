@@ -39,7 +39,7 @@ import yaml
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from action_rec.data.crossnorm import MEAN_STD_LIST, write_mean_std_list
-from action_rec.data.dataset import RawFrameDataset, load_frames, worker_init_fn
+from action_rec.data.dataset import RawFrameDataset, load_frames, torch_seeded_rng, worker_init_fn
 from action_rec.data.dump import dump_videos
 from action_rec.data.statistics import clip_statistics, mean_std_pairs
 from action_rec.data.synthetic import make_synthetic_dataset
@@ -98,7 +98,7 @@ class DecodeOnly(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
+        rng = torch_seeded_rng()
         record = self.dataset.records[index]
         frames = [cv2.imread(str(record.frame_path(i))) for i in self.dataset.clip_indices(index, rng)]
         return torch.from_numpy(np.stack(frames)), record.label
@@ -162,7 +162,7 @@ def normalize_ms_per_clip(dataset: RawFrameDataset, batch_size: int, repeats: in
     channels_last_3d as the trainer on CPU), median of ``repeats``, in this process."""
     clip, _ = dataset[0]
     batch = clip[None].repeat(batch_size, 1, 1, 1, 1)
-    mean, std = dataset.template["input"]["mean"], dataset.template["input"]["std"]
+    mean, std = dataset.template.input.mean, dataset.template.input.std
     normalize_batch(batch, mean, std, torch.channels_last_3d)  # warm
     times = []
     for _ in range(repeats):

@@ -39,7 +39,7 @@ from action_rec.runtime.compile import available_hints, compile_with_hint
 from action_rec.runtime.frames import FramePreprocessor
 from action_rec.runtime.openvino_core import shared_core
 from action_rec.runtime.window import ClipWindow
-from action_rec.templates import load_template
+from action_rec.templates import Template, load_template
 from bench.harness import (
     MODELS,
     SHAPE,
@@ -69,12 +69,12 @@ def ov_latency(compiled: ov.CompiledModel, runs: int) -> Timer:
     return time_call(lambda: request.infer({0: x}, share_inputs=True), runs)
 
 
-def live_frame_costs(template: dict, runs: int) -> dict[str, float]:
+def live_frame_costs(template: Template, runs: int) -> dict[str, float]:
     """ms per sampled camera frame (640 x 480) to preprocess, per input format, and to stack a window."""
     frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     out = {}
     for fmt in ("rgb255", "bgr8"):
-        prep = FramePreprocessor({**template["input"], "format": fmt})
+        prep = FramePreprocessor({**template.input.to_dict(), "format": fmt})
         out[f"prep_{fmt}"] = time_call(lambda prep=prep: prep(frame), runs * 5).median_ms
         window = ClipWindow(16, 2, STRIDE, prep.frame_shape, prep.dtype, planar=fmt != "bgr8")
         ready = prep(frame)
@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             t["sweep: FP32, bgr8 input (PPP in IR)"] = ov_ms(bgr / "model.xml")
             # The form export quantizes: multiply + sum pooling, no frame-by-frame chains.
             plain = convert_onnx(out / "model.onnx", for_int8=True)
-            plain = add_input_format(plain, "rgb255", template["input"]["mean"], template["input"]["std"])
+            plain = add_input_format(plain, "rgb255", template.input.mean, template.input.std)
             ov.save_model(plain, work / key / "model_plain.xml")
             t["sweep: FP32 without convert_onnx's f32 rewrites"] = ov_ms(work / key / "model_plain.xml")
             t["sweep: FP32, THROUGHPUT hint, 1 stream"] = ov_ms_with(

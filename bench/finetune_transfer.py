@@ -36,7 +36,7 @@ from pathlib import Path
 
 from action_rec.data.synthetic import HELD_OUT, ROTATIONS, make_held_out_dataset, make_synthetic_dataset
 from action_rec.evaluation.evaluate import evaluate
-from action_rec.templates import apply_overrides, load_template
+from action_rec.templates import Template, apply_overrides, load_template
 from action_rec.training import TrainOptions, train
 from action_rec.training.logs import read_metrics
 from bench.harness import (
@@ -97,7 +97,7 @@ def pretrain(out: Path, args: argparse.Namespace) -> Path:
     return weights
 
 
-def val_top1(template: dict, weights: Path, data: Path) -> float:
+def val_top1(template: Template, weights: Path, data: Path) -> float:
     """Top-1 (%) of `weights` on the validation clips of `data`, evaluated once after training."""
     result = evaluate(
         template,

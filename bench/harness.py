@@ -32,6 +32,7 @@ from action_rec.fileio import atomic_write
 from action_rec.inference.benchmark import command_line, latency_summary, machine_facts
 from action_rec.runtime.compile import compile_with_hint, latency_config
 from action_rec.runtime.openvino_core import shared_core
+from action_rec.templates import Template
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "model_templates" / "custom-action-recognition"
@@ -257,7 +258,7 @@ def synthetic_clips(root: Path, per_class: int = 2, workers: int = 1) -> Path:
     )  # fmt: skip
 
 
-def calibrated_model(template: dict, loader: Iterable, num_classes: int = 27) -> torch.nn.Module:
+def calibrated_model(template: Template, loader: Iterable, num_classes: int = 27) -> torch.nn.Module:
     """Random weights with BatchNorm running statistics from real-looking clips (so that every
     convolution gets the bias a trained one has); latency does not depend on what was learnt."""
     from action_rec.models import build_model
@@ -276,7 +277,7 @@ def calibrated_model(template: dict, loader: Iterable, num_classes: int = 27) ->
     return model.eval()
 
 
-def random_weight_model(template: dict, data_root: Path) -> tuple[torch.nn.Module, Any]:
+def random_weight_model(template: Template, data_root: Path) -> tuple[torch.nn.Module, Any]:
     """`calibrated_model` on the validation clips of `data_root` (from `synthetic_clips`), and the
     dataset of those clips (`calibration_clips` yields them to calibrate INT8 on)."""
     from action_rec.data import RawFrameDataset

@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = synthetic_clips(Path(tmp) / "calib")
         for key in args.models:
             template = load_template(TEMPLATES / MODELS[key] / "template.yaml")
-            inp = template["input"]
+            inp = template.input
             model, clips = random_weight_model(template, data)
             onnx_path = export_onnx(model, Path(tmp) / f"{key}.onnx", SHAPE)
             with warnings.catch_warnings():
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 quantize(convert_onnx(onnx_path, for_int8=True), calibration_clips(clips), len(clips)),
             ), strict=True))  # fmt: skip
             for row, ir in irs.items():
-                ir = add_input_format(ir, "rgb255", inp["mean"], inp["std"])
+                ir = add_input_format(ir, "rgb255", inp.mean, inp.std)
                 for hint in hints:
                     try:  # as users compile: no settings but the hint (and the threads)
                         request = infer_request(ir, x, hint, args.threads, core, latency=False)

@@ -53,16 +53,16 @@ def measure(name: str, trainable: str, args: argparse.Namespace) -> tuple[float,
         0, 256, (args.batch_size, 3, args.clip_len, args.size, args.size), dtype=torch.uint8
     )
     labels = torch.randint(0, args.num_classes, (args.batch_size,))
-    inp = template["input"]
+    inp = template.input
 
     def prepare(batch: torch.Tensor) -> torch.Tensor:
-        return normalize_batch(batch.to(device), inp["mean"], inp["std"], memory_format)
+        return normalize_batch(batch.to(device), inp.mean, inp.std, memory_format)
 
     def run(batches: list) -> float:
         setup = EpochSetup(
             epoch=0, iteration=0, iters_per_epoch=len(batches), device=device, prepare=prepare,
             scheduler=build_lr_scheduler(optimizer, schedule, len(batches)),
-            scaler=torch.amp.GradScaler("cuda", enabled=args.amp), grad_clip=template["training"]["grad_clip"],
+            scaler=torch.amp.GradScaler("cuda", enabled=args.amp), grad_clip=template.training.grad_clip,
             log=RunLog(".", enabled=False), amp=args.amp, progress=False,
         )  # fmt: skip
         train_one_epoch(step, criterion, optimizer, batches[: args.warmup], setup)

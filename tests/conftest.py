@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 import gc
 from pathlib import Path
 
 import pytest
-import yaml
 
 from action_rec.data.synthetic import make_synthetic_dataset
 from action_rec.runtime.signal_stack import signal_stack_state
+from action_rec.templates import Template, load_template
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -57,20 +56,16 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return train_tiny_model(tmp_path_factory.mktemp("tiny_model"), int8=True)
 
 
-def _load(name: str) -> dict:
-    return yaml.safe_load((TEMPLATE_DIR / name / "template.yaml").read_text(encoding="utf-8"))
+@pytest.fixture
+def s3d_template() -> Template:
+    """The S3D template (frozen: a test changes it with apply_overrides)."""
+    return load_template(TEMPLATE_DIR / TEMPLATE_NAMES[0] / "template.yaml")
 
 
 @pytest.fixture
-def s3d_template() -> dict:
-    """The S3D template as a plain dict (a fresh copy: tests may change it)."""
-    return copy.deepcopy(_load(TEMPLATE_NAMES[0]))
-
-
-@pytest.fixture
-def x3d_template() -> dict:
-    """The X3D template as a plain dict (a fresh copy: tests may change it)."""
-    return copy.deepcopy(_load(TEMPLATE_NAMES[1]))
+def x3d_template() -> Template:
+    """The X3D template (frozen: a test changes it with apply_overrides)."""
+    return load_template(TEMPLATE_DIR / TEMPLATE_NAMES[1] / "template.yaml")
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from action_rec.models import build_model
-from action_rec.templates import apply_overrides, load_template
+from action_rec.templates import Template, apply_overrides, load_template
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO / "model_templates" / "custom-action-recognition"
@@ -16,7 +16,7 @@ TINY = ["input.clip_len=4", "input.size=32", "input.resize_short=40"]
 NAMES = ["wave", "clap", "jump", "sit", "stand", "run"]
 
 
-def tiny_template(name: str) -> dict:
+def tiny_template(name: str) -> Template:
     return apply_overrides(load_template(TEMPLATES / name / "template.yaml"), TINY)
 
 
@@ -33,7 +33,7 @@ def make_checkpoint(path: Path, name: str, seed: int = 0) -> Path:
     with torch.no_grad():
         for _ in range(3):
             model(torch.randn(4, 3, 4, 32, 32))
-    torch.save({"state_dict": model.state_dict(), "template": template, "class_names": NAMES}, path)
+    torch.save({"state_dict": model.state_dict(), "template": template.to_dict(), "class_names": NAMES}, path)
     return path
 
 

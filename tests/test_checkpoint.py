@@ -98,13 +98,15 @@ def test_checkpoint_settings_win_over_the_given_template_with_one_log_line(tmp_p
     trained = apply_overrides(load_template(S3D), [*TINY, "model.head=linear", "training.batch_size=3"])
     state = build_model(trained, num_classes=2).state_dict()
     path = tmp_path / "latest.pth"
-    ckpt.save_checkpoint(path, {"state_dict": state, "template": trained, "class_names": ["a", "b"]})
+    ckpt.save_checkpoint(
+        path, {"state_dict": state, "template": trained.to_dict(), "class_names": ["a", "b"]}
+    )
     given = apply_overrides(load_template(S3D), ["training.batch_size=9", "data.rotation_deg=3"])
     lines = []
     used = model_template(given, read_checkpoint(path), lines.append)
-    assert used["input"] == trained["input"] and used["model"] == trained["model"]
-    assert used["training"]["batch_size"] == 9 and used["data"]["rotation_deg"] == 3  # the rest: given
-    assert given["input"]["clip_len"] == 16  # the given template is not changed in place
+    assert used.input == trained.input and used.model == trained.model
+    assert used.training.batch_size == 9 and used.data.rotation_deg == 3  # the rest: given
+    assert given.input.clip_len == 16  # the given template is not changed
     assert len(lines) == 1 and str(path) in lines[0] and "input.clip_len 4, not 16" in lines[0]
     assert model_template(used, read_checkpoint(path), lines.append) == used and len(lines) == 1  # no news
 
@@ -118,13 +120,13 @@ def test_load_trained_model_reads_the_file_once(tmp_path, monkeypatch):
     source = build_model(trained, num_classes=3).eval()
     path = tmp_path / "latest.pth"
     ckpt.save_checkpoint(
-        path, {"state_dict": source.state_dict(), "template": trained, "class_names": list("abc")}
+        path, {"state_dict": source.state_dict(), "template": trained.to_dict(), "class_names": list("abc")}
     )
     real_load, calls = torch.load, []
     monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a[0]) or real_load(*a, **k))
     model, template, names, head_loaded = load_trained_model(load_template(S3D), path, None, lambda m: None)
     assert calls == [path] and names == ["a", "b", "c"] and head_loaded
-    assert template["input"]["clip_len"] == 4
+    assert template.input.clip_len == 4
     x = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():
         assert torch.equal(model(x), source(x))
@@ -133,9 +135,25 @@ def test_load_trained_model_reads_the_file_once(tmp_path, monkeypatch):
 def test_a_stored_template_that_does_not_validate_names_the_checkpoint(tmp_path):
     from action_rec.templates import TemplateError
 
-    stale = load_template(S3D)
+    stale = load_template(S3D).to_dict()
     del stale["input"]["target_fps"]
     path = tmp_path / "old.pth"
     torch.save({"state_dict": {"w": torch.zeros(1)}, "template": stale}, path)
     with pytest.raises(TemplateError, match=r"old\.pth \(its stored template\).*input\.target_fps"):
         model_template(load_template(S3D), read_checkpoint(path), None)
+
+
+def test_checkpoints_store_the_template_as_a_plain_dict_and_older_ones_still_load(tmp_path):
+    """What a checkpoint holds is the template's YAML as a dict (weights_only loads it); one written
+    before training.bn_statistics existed, as a dict without it, still gives its settings."""
+    trained = apply_overrides(load_template(S3D), [*TINY, "training.bn_statistics=update"])
+    path = ckpt.save_checkpoint(
+        tmp_path / "new.pth", {"state_dict": {"w": torch.zeros(1)}, "template": trained.to_dict()}
+    )
+    stored = torch.load(path, weights_only=True)["template"]
+    assert type(stored) is dict and load_template(stored) == trained
+    older = trained.to_dict()
+    del older["training"]["bn_statistics"]
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "template": older}, tmp_path / "old.pth")
+    used = model_template(load_template(S3D), read_checkpoint(tmp_path / "old.pth"), None)
+    assert used.input == trained.input and used.training.bn_statistics == "auto"  # training: the given one's

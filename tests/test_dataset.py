@@ -19,14 +19,16 @@ from action_rec.data.dataset import FrameReadError, RawFrameDataset, load_frames
 from action_rec.data.synthetic import CLASSES
 from action_rec.data.transforms import normalize_batch
 from action_rec.errors import UserError
+from action_rec.templates import Template, apply_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "model_templates/custom-action-recognition/x3d-rgb-mobilenet-v3-lgd-gc/template.yaml"
 
 
-def small(template: dict, clip_len: int = 8, size: int = 32) -> dict:
-    template["input"].update(clip_len=clip_len, size=size, resize_short=40)
-    return template
+def small(template: Template, clip_len: int = 8, size: int = 32) -> Template:
+    return apply_overrides(
+        template, [f"input.clip_len={clip_len}", f"input.size={size}", "input.resize_short=40"]
+    )
 
 
 @pytest.fixture
@@ -57,10 +59,11 @@ def test_train_and_val_items(synthetic_dataset, x3d_template):
 def test_uint8_items_normalised_per_batch_equal_the_float_items(data_copy, x3d_template):
     """The trainer's datasets (normalize=False): uint8 clips that normalize_batch turns into the float
     items of the same seed, CrossNorm and photometric distortion included."""
-    template = small(x3d_template)
-    template["data"]["colour"] = {"none": 0.2, "photometric": 0.4, "crossnorm": 0.4}
+    template = apply_overrides(
+        small(x3d_template), ["data.colour={none: 0.2, photometric: 0.4, crossnorm: 0.4}"]
+    )
     (data_copy / MEAN_STD_LIST).write_text("90,120,100 40,45,70\n110,100,90 50,55,60\n")
-    mean, std = template["input"]["mean"], template["input"]["std"]
+    mean, std = template.input.mean, template.input.std
     for split in ("train", "val"):
         as_float = RawFrameDataset(["train.txt"], [data_copy], template, split)
         as_uint8 = RawFrameDataset(["train.txt"], [data_copy], template, split, normalize=False)
@@ -160,7 +163,9 @@ def test_crossnorm_file_absent_is_logged(synthetic_dataset, x3d_template, caplog
     assert ds.transform.mean_std_pairs is None
     assert any("CrossNorm disabled" in r.message and MEAN_STD_LIST in r.message for r in caplog.records)
     caplog.clear()
-    x3d_template["data"]["colour"] = {"none": 0.5, "photometric": 0.5, "crossnorm": 0.0}
+    x3d_template = apply_overrides(
+        x3d_template, ["data.colour={none: 0.5, photometric: 0.5, crossnorm: 0.0}"]
+    )
     with caplog.at_level(logging.WARNING, logger="action_rec.data.dataset"):
         RawFrameDataset(["train.txt"], [synthetic_dataset], x3d_template, "train")
     assert not caplog.records  # not asked for: nothing to say
@@ -207,7 +212,7 @@ def test_real_rawframes_with_their_own_pattern(real_data_dir, tmp_path, x3d_temp
     (tmp_path / "test.txt").write_text("imgs 0 0 10 0 10 25\n")
     with pytest.raises(AnnotationError, match=r"test\.txt:1: frame file .*00001\.jpg not found"):
         RawFrameDataset(["test.txt"], [tmp_path], x3d_template, "test")
-    x3d_template["data"]["frame_pattern"] = "img_{:05d}.jpg"
+    x3d_template = apply_overrides(x3d_template, ["data.frame_pattern=img_{:05d}.jpg"])
     for split in ("test", "train"):
         ds = RawFrameDataset(["test.txt"], [tmp_path], x3d_template, split)
         clip, label = ds[0]

@@ -41,7 +41,8 @@ def trained(data, tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "latest.pth"
     names = ["moving_left", "moving_right", "rotating_clockwise"]
     save_checkpoint(
-        path, {"state_dict": model.state_dict(), "template": template, "class_names": names, "epoch": 1}
+        path,
+        {"state_dict": model.state_dict(), "template": template.to_dict(), "class_names": names, "epoch": 1},
     )
     return path, model, template
 

@@ -38,7 +38,7 @@ def _compare(xml: Path, checkpoint: Path, arch: str, seed: int = 1) -> tuple[flo
     model = build_model(template, num_classes=len(NAMES)).eval()
     model.load_state_dict(torch.load(checkpoint, weights_only=True)["state_dict"])
     frames = np.random.default_rng(seed).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    mean, std = template["input"]["mean"], template["input"]["std"]
+    mean, std = template.input.mean, template.input.std
     x = torch.from_numpy(_ir_input(frames, "normalized", mean, std))
     with torch.no_grad():
         expected = model.probabilities(model(x)).numpy()
@@ -293,8 +293,8 @@ def test_template_flag_wins_and_the_checkpoints_settings_win_over_it(
     monkeypatch.setattr(pipeline, "export_module", fake_export)  # the checkpoint's part, not the conversion
     monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a[0]) or real_load(*a, **k))
     assert export_main([*args, "--template", str(other)], template_path=work_dir_template) == 0
-    assert seen["template"]["input"]["clip_len"] == 4 and seen["template"]["input"]["size"] == 32
-    assert seen["template"]["training"]["workers"] == 1  # the rest is --template's
+    assert seen["template"].input.clip_len == 4 and seen["template"].input.size == 32
+    assert seen["template"].training.workers == 1  # the rest is --template's
     assert seen["names"] == NAMES and [str(c) for c in calls] == [str(checkpoints[arch])]
     assert "input.clip_len 4, not 8" in capsys.readouterr().out
     calls.clear()
@@ -304,10 +304,8 @@ def test_template_flag_wins_and_the_checkpoints_settings_win_over_it(
         )
         == 0
     )
-    assert (
-        seen["template"]["input"]["clip_len"] == 6
-    )  # --set, asked for explicitly, applies last (as in eval.py)
-    assert seen["template"]["input"]["size"] == 32
+    assert seen["template"].input.clip_len == 6  # --set, asked for explicitly, applies last (as in eval.py)
+    assert seen["template"].input.size == 32
 
 
 def test_export_without_load_weights_names_the_missing_checkpoints(tmp_path, capsys):

@@ -32,7 +32,7 @@ def test_cached_views_are_the_frozen_outputs_of_each_views_clip(data, tmp_path):
     split = BackboneSplit.from_trainable(model.backbone, 13)  # early cut: a fresh model still varies there
 
     def prepare(clips):
-        return normalize_batch(clips, template["input"]["mean"], template["input"]["std"])
+        return normalize_batch(clips, template.input.mean, template.input.std)
 
     views = build_feature_cache(
         tmp_path, template, train_set, model, split, 2, 7, 4, 0, prepare, False, log=print

@@ -117,14 +117,14 @@ def test_frame_preprocessing_matches_the_evaluation_pipeline(fmt):
     template = tiny_template()
     rng = np.random.default_rng(0)
     frames_bgr = [rng.integers(0, 256, (45, 61, 3), dtype=np.uint8) for _ in range(4)]
-    meta_input = {**template["input"], "format": fmt}
+    meta_input = {**template.input.to_dict(), "format": fmt}
     prep = FramePreprocessor(meta_input)
     window = ClipWindow(4, 1, 1, prep.frame_shape, prep.dtype, planar=fmt != "bgr8")
     for i, f in enumerate(frames_bgr):
         window.push(i, prep(f))
     reference = preprocess_clip([f[..., ::-1] for f in frames_bgr], template)  # RGB in, 3 x T x H x W
-    mean = np.asarray(template["input"]["mean"], np.float32).reshape(3, 1, 1, 1)
-    std = np.asarray(template["input"]["std"], np.float32).reshape(3, 1, 1, 1)
+    mean = np.asarray(template.input.mean, np.float32).reshape(3, 1, 1, 1)
+    std = np.asarray(template.input.std, np.float32).reshape(3, 1, 1, 1)
     pixels = np.rint(reference.numpy() * std + mean).astype(np.uint8).transpose(1, 2, 3, 0)
     expected = frames_to_input(pixels, meta_input)
     np.testing.assert_allclose(window.clip(), expected, atol=1e-4)

@@ -1,13 +1,14 @@
 """The recipe's losses against hand computations on small tensors."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from action_rec.errors import UserError
-from action_rec.templates import load_template
+from action_rec.templates import apply_overrides, load_template
 from action_rec.training.losses import (
     Criterion,
     am_softmax_loss,
@@ -78,7 +79,7 @@ def _poly_scalar(i: float, n: float, start=30.0, end=5.0, power=1.2) -> float:
 
 @pytest.mark.parametrize("iters_per_epoch", [1, 7, 250])
 def test_scale_follows_the_original_poly_scalar_scheduler(iters_per_epoch):
-    cfg = {"scale_start": 30.0, "scale_end": 5.0, "scale_epochs": 40, "scale_power": 1.2}
+    cfg = replace(_template().loss, scale_start=30.0, scale_end=5.0, scale_epochs=40, scale_power=1.2)
     n = 40 * iters_per_epoch
     for i in (0, n / 4, n / 2, n - 1, n, n + 1, 3 * n):
         expected = _poly_scalar(i, n)
@@ -148,17 +149,16 @@ def test_criterion_combines_terms_by_template_weights():
 
 
 def test_cross_entropy_alternative_and_linear_head_check():
-    template = _template()
-    template["loss"]["type"] = "cross_entropy"
+    template = apply_overrides(_template(), ["loss.type=cross_entropy"])
     criterion = Criterion(template)
     cos = torch.tensor([[0.5, -0.5], [0.1, 0.2]])
     labels = torch.tensor([0, 1])
     loss, _ = criterion(cos, labels, epoch=40.0)
     assert loss.item() == pytest.approx(F.cross_entropy(5.0 * cos, labels).item())
 
-    template["model"]["head"] = "linear"
+    template = apply_overrides(template, ["model.head=linear"])
     loss, _ = Criterion(template)(cos, labels, epoch=0.0)
     assert loss.item() == pytest.approx(F.cross_entropy(cos, labels).item())
-    template["loss"]["type"] = "am_softmax"
+    template = replace(template, loss=replace(template.loss, type="am_softmax"))
     with pytest.raises(UserError, match="angular"):
         Criterion(template)

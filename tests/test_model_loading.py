@@ -18,7 +18,7 @@ from action_rec.models import (
     load_weights,
     remap_state_dict,
 )
-from action_rec.templates import load_template
+from action_rec.templates import Template, apply_overrides, load_template
 
 torch.set_num_threads(1)
 
@@ -26,7 +26,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "model_templates" / "custom
 S3D, X3D = "s3d-rgb-mobilenet-v3", "x3d-rgb-mobilenet-v3-lgd-gc"
 
 
-def template(name: str) -> dict:
+def template(name: str) -> Template:
     return load_template(TEMPLATE_DIR / name / "template.yaml")
 
 
@@ -161,8 +161,7 @@ def test_bare_state_dict_and_ddp_prefix_in_memory():
 
 
 def test_linear_head_checkpoint_into_angular_model_reinitialises_head():
-    t = template(S3D)
-    t["model"]["head"] = "linear"
+    t = apply_overrides(template(S3D), ["model.head=linear"])
     source = build_model(t, num_classes=3)
     model = build_model(template(S3D), num_classes=3)
     report = load_weights(model, source.state_dict(), log=None)

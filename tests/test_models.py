@@ -4,6 +4,7 @@ init, training/eval behaviour, export and complexity."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from action_rec.models import build_model
 from action_rec.models.attention import GlobalContextPooling
 from action_rec.models.blocks import SqueezeExcitation3d
 from action_rec.runtime.openvino_core import shared_core
-from action_rec.templates import load_template
+from action_rec.templates import Template, apply_overrides, load_template
 
 torch.set_num_threads(1)
 
@@ -28,7 +29,7 @@ S3D, X3D = "s3d-rgb-mobilenet-v3", "x3d-rgb-mobilenet-v3-lgd-gc"
 MODELS = [S3D, X3D]
 
 
-def template(name: str) -> dict:
+def template(name: str) -> Template:
     return load_template(TEMPLATE_DIR / name / "template.yaml")
 
 
@@ -123,15 +124,13 @@ def test_reg_mask_is_strict_upper_triangle():
     # What the centre-push loss needs, asked of the head (training does not read its attributes).
     assert head.centre_pairs() is mask
     torch.testing.assert_close(head.class_centres(), F.normalize(head.fc_angular.weight, dim=0))
-    t = template(S3D)
-    t["model"]["head"] = "linear"
+    t = apply_overrides(template(S3D), ["model.head=linear"])
     linear = build_model(t, num_classes=4).cls_head
     assert linear.class_centres() is None and linear.centre_pairs() is None
 
 
 def test_probabilities_use_template_scale_end():
-    t = template(S3D)
-    t["loss"]["scale_end"] = 10.0
+    t = apply_overrides(template(S3D), ["loss.scale_end=10.0"])
     model = build_model(t, num_classes=3)
     scores = torch.tensor([[0.5, 0.0, -0.5]])
     probs = model.probabilities(scores)
@@ -142,8 +141,7 @@ def test_probabilities_use_template_scale_end():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_linear_head_gives_logits_of_pooled_features(name):
-    t = template(name)
-    t["model"]["head"] = "linear"
+    t = apply_overrides(template(name), ["model.head=linear"])
     model = build_model(t, num_classes=6).eval()
     assert set(model.cls_head.state_dict()) == {"fc.weight", "fc.bias"}
     x = torch.randn(2, 3, 8, 64, 64)
@@ -157,11 +155,13 @@ def test_linear_head_gives_logits_of_pooled_features(name):
 
 def test_build_model_rejects_unknown_architecture_and_head():
     t = template(S3D)
-    t["model"]["architecture"] = "resnet50"
+    t = replace(
+        t, model=replace(t.model, architecture="resnet50")
+    )  # past validation: build_model says so too
     with pytest.raises(UserError, match="resnet50"):
         build_model(t)
     t = template(S3D)
-    t["model"]["head"] = "arcface"
+    t = replace(t, model=replace(t.model, head="arcface"))
     with pytest.raises(UserError, match="arcface"):
         build_model(t)
     with pytest.raises(UserError, match="num_classes"):
@@ -358,8 +358,8 @@ def test_complexity_matches_published_within_one_percent(name):
     model.train()
     result = count_complexity(model, (1, 3, 16, 224, 224))
     assert model.training  # mode restored
-    assert result["params_m"] == pytest.approx(t["published"]["params_m"], rel=0.01)
-    assert result["gflops"] == pytest.approx(t["published"]["gflops"], rel=0.01)
+    assert result["params_m"] == pytest.approx(t.published.params_m, rel=0.01)
+    assert result["gflops"] == pytest.approx(t.published.gflops, rel=0.01)
     # Parameters include the head: 73 classes more add 256 x 73 weights.
     more = count_complexity(build_model(t, num_classes=100), (1, 3, 8, 64, 64))
     assert more["params_m"] - result["params_m"] == pytest.approx(256 * 73 / 1e6)

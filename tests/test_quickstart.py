@@ -102,15 +102,15 @@ def test_finetune_settings_are_valid_template_overrides():
         sys.path.remove(str(ROOT / "tools"))
     template = load_template(quick.TEMPLATES["s3d"])
     pre = apply_overrides(template, quick.pretrain_settings(3))
-    assert pre["training"]["epochs"] == 3 and pre["training"]["optimizer"] == "adamw"
-    assert pre["input"]["size"] == 64 and pre["training"]["trainable"] == "all"
+    assert pre.training.epochs == 3 and pre.training.optimizer == "adamw"
+    assert pre.input.size == 64 and pre.training.trainable == "all"
     for mode, cached in (("head", True), ("blocks:3", True), ("all", False)):
         epochs = []
         for clips in (5, 10, 30, 100):
             t = apply_overrides(template, quick.finetune_settings(mode, clips))
-            assert t["training"]["trainable"] == mode and t["training"]["cache_features"] is cached
-            assert (t["input"]["size"], t["input"]["clip_len"]) == (64, 8)  # the pre-training's clip
-            epochs.append(t["training"]["epochs"])
+            assert t.training.trainable == mode and t.training.cache_features is cached
+            assert (t.input.size, t.input.clip_len) == (64, 8)  # the pre-training's clip
+            epochs.append(t.training.epochs)
         assert epochs == sorted(epochs, reverse=True) and epochs[0] > epochs[-1]  # fewer clips, more epochs
 
 

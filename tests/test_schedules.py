@@ -1,13 +1,20 @@
 """Learning-rate schedule and gradient clipping of the recipe."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from action_rec.templates import apply_overrides, load_template
 from action_rec.training.optim import adaptive_clip_grad_, clip_gradients, unitwise_norm
 from action_rec.training.schedules import LRSchedule, build_lr_scheduler
+
+S3D = (
+    Path(__file__).resolve().parents[1]
+    / "model_templates/custom-action-recognition/s3d-rgb-mobilenet-v3/template.yaml"
+)
 
 
 def _schedule(kind, head_only=5):
@@ -46,12 +53,11 @@ def test_cosine_schedule_goes_from_full_rate_to_one_percent():
 
 
 def test_from_scratch_skips_head_only_phase():
-    template = {
-        "training": {
-            "base_learning_rate": 0.1, "epochs": 10, "head_only_epochs": 5, "head_lr_multiplier": 10.0,
-            "warmup_epochs": 1, "lr_schedule": "cosine", "lr_steps": [],
-        }
-    }  # fmt: skip
+    template = apply_overrides(load_template(S3D), [
+        "training.base_learning_rate=0.1", "training.epochs=10", "training.head_only_epochs=5",
+        "training.head_lr_multiplier=10.0", "training.warmup_epochs=1", "training.lr_schedule=cosine",
+        "training.lr_steps=[]",
+    ])  # fmt: skip
     s = LRSchedule.from_template(template, fine_tune=False)
     assert not s.head_only(0)
     assert s.learning_rates(0.0)["backbone"] == pytest.approx(1e-3)

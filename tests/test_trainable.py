@@ -145,8 +145,7 @@ def test_class_weighted_losses():
     expected = (w * per_sample).sum() / w.sum()
     got = am_softmax_loss(cos, labels, 10.0, 0.35, 0.0, positive_only=False, weights=w)
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
-    template = load_template(S3D)
-    template["loss"]["type"] = "cross_entropy"
+    template = apply_overrides(load_template(S3D), ["loss.type=cross_entropy"])
     loss, _ = Criterion(template, weights)(cos, labels, epoch=45.0)  # scale 5 after 40 epochs
     assert loss.item() == pytest.approx(F.cross_entropy(5.0 * cos, labels, weight=weights).item(), rel=1e-6)
 

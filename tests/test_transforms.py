@@ -3,6 +3,8 @@ clip, crops inside their ranges, real photometric distortion, CrossNorm, normali
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -30,9 +32,11 @@ from action_rec.data.transforms import (
 )
 from action_rec.errors import UserError
 from action_rec.runtime.frames import resize_frame, resize_interpolation, short_side_size
+from action_rec.templates import apply_overrides
 
 MEAN = np.array([123.675, 116.28, 103.53])
 STD = np.array([58.395, 57.12, 57.375])
+ALL_COLOURS = "data.colour={none: 0.2, photometric: 0.4, crossnorm: 0.4}"
 
 
 def smooth_frame(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -149,8 +153,7 @@ def test_random_resized_crop_area_and_aspect():
 @pytest.mark.parametrize("name", ["s3d", "x3d"])
 @pytest.mark.parametrize("hw", [(256, 340), (426, 320), (720, 1280)])
 def test_train_clip_shape_and_one_set_of_parameters_per_clip(request, name, hw):
-    template = request.getfixturevalue(f"{name}_template")
-    template["data"]["colour"] = {"none": 0.2, "photometric": 0.4, "crossnorm": 0.4}
+    template = apply_overrides(request.getfixturevalue(f"{name}_template"), [ALL_COLOURS])
     pairs = np.array([[[110, 100, 90], [50, 55, 60]], [[90, 120, 100], [40, 45, 70]]], np.float32)
     transform = TrainTransform(template, pairs)
     frame = smooth_frame(*hw)
@@ -163,16 +166,16 @@ def test_train_clip_shape_and_one_set_of_parameters_per_clip(request, name, hw):
 
 
 def test_train_params_follow_the_template(s3d_template):
-    s3d_template["data"]["horizontal_flip"] = False
-    s3d_template["data"]["rotation_deg"] = 0
-    transform = TrainTransform(s3d_template)
+    transform = TrainTransform(
+        apply_overrides(s3d_template, ["data.horizontal_flip=false", "data.rotation_deg=0"])
+    )
     rng = np.random.default_rng(0)
     for _ in range(200):
         p = transform.sample(256, 340, rng)
         assert not p.flip and p.angle == 0.0 and p.colour == "photometric"
-    s3d_template["data"]["rotation_deg"] = 10
-    s3d_template["data"]["horizontal_flip"] = True
-    transform = TrainTransform(s3d_template)
+    transform = TrainTransform(
+        apply_overrides(s3d_template, ["data.horizontal_flip=true", "data.rotation_deg=10"])
+    )
     params = [transform.sample(256, 340, rng) for _ in range(2000)]
     angles = np.array([p.angle for p in params])
     assert 0.45 < (angles != 0).mean() < 0.55 and np.abs(angles).max() <= 10
@@ -181,7 +184,7 @@ def test_train_params_follow_the_template(s3d_template):
 
 def test_colour_stage_probabilities(x3d_template):
     rng = np.random.default_rng(0)
-    draws = [choose_colour_stage(x3d_template["data"]["colour"], rng) for _ in range(6000)]
+    draws = [choose_colour_stage(x3d_template.data.colour.to_dict(), rng) for _ in range(6000)]
     freq = {k: draws.count(k) / len(draws) for k in ("none", "photometric", "crossnorm")}
     assert freq["none"] == pytest.approx(0.1, abs=0.02)
     assert freq["photometric"] == pytest.approx(0.45, abs=0.03)
@@ -236,8 +239,8 @@ def test_training_and_evaluation_resize_a_large_frame_alike(s3d_template):
 def test_colour_stage_can_be_switched_off_to_the_originals_no_op(s3d_template):
     # The original's photometric distortion returned its input unchanged: `colour: {none: 1, ...}`
     # reproduces that, and gives the same clip as a drawn "none" stage.
-    s3d_template["data"]["colour"] = {"none": 1.0, "photometric": 0.0, "crossnorm": 0.0}
-    transform = TrainTransform(s3d_template, normalize=False)
+    off = apply_overrides(s3d_template, ["data.colour={none: 1.0, photometric: 0.0, crossnorm: 0.0}"])
+    transform = TrainTransform(off, normalize=False)
     rng = np.random.default_rng(0)
     assert all(transform.sample(256, 340, rng).colour == "none" for _ in range(100))
     frame = smooth_frame(256, 256)
@@ -247,8 +250,8 @@ def test_colour_stage_can_be_switched_off_to_the_originals_no_op(s3d_template):
 
 
 def test_eval_pads_black_when_the_crop_is_larger_than_the_frame(s3d_template):
-    s3d_template["input"]["size"] = 300
-    out = preprocess_clip([np.full((240, 320, 3), 255, np.uint8)], s3d_template)
+    large = replace(s3d_template, input=replace(s3d_template.input, size=300))  # larger than resize_short
+    out = preprocess_clip([np.full((240, 320, 3), 255, np.uint8)], large)
     assert out.shape == (3, 1, 300, 300)
     black = torch.tensor(-MEAN / STD, dtype=torch.float32)
     white = torch.tensor((255 - MEAN) / STD, dtype=torch.float32)
@@ -301,8 +304,7 @@ def test_uint8_clip_normalised_per_batch_equals_the_float_clip(
 
 @pytest.mark.parametrize("name", ["s3d", "x3d"])
 def test_uint8_and_float_training_clips_agree_for_the_same_seed(request, name):
-    template = request.getfixturevalue(f"{name}_template")
-    template["data"]["colour"] = {"none": 0.2, "photometric": 0.4, "crossnorm": 0.4}
+    template = apply_overrides(request.getfixturevalue(f"{name}_template"), [ALL_COLOURS])
     pairs = np.array([[[110, 100, 90], [50, 55, 60]], [[90, 120, 100], [40, 45, 70]]], np.float32)
     as_float, as_uint8 = TrainTransform(template, pairs), TrainTransform(template, pairs, normalize=False)
     frames = [smooth_frame(256, 340, s) for s in range(3)]
@@ -369,7 +371,7 @@ def test_photometric_distortion_is_real_and_documented():
 
 
 def test_photometric_through_the_pipeline_changes_colour(s3d_template):
-    s3d_template["data"]["rotation_deg"] = 0
+    s3d_template = apply_overrides(s3d_template, ["data.rotation_deg=0"])
     frame = smooth_frame(256, 256)
     transform = TrainTransform(s3d_template)
     base = ClipParams((256, 256), (0, 0, 256, 256))

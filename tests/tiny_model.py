@@ -14,13 +14,13 @@ from action_rec.data.synthetic import CLASSES, make_synthetic_dataset
 from action_rec.data.transforms import preprocess_clip
 from action_rec.export.pipeline import ExportOptions, export_module
 from action_rec.inference.synthetic_video import make_synthetic_video
-from action_rec.templates import apply_overrides, load_template
+from action_rec.templates import Template, apply_overrides, load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "model_templates" / "custom-action-recognition" / "s3d-rgb-mobilenet-v3" / "template.yaml"
 
 
-def tiny_template(**input_overrides) -> dict:
+def tiny_template(**input_overrides) -> Template:
     settings = {"clip_len": 8, "size": 32, "resize_short": 40, **input_overrides}
     return apply_overrides(
         load_template(TEMPLATE), [f"input.{k}={v}" for k, v in settings.items()] + ["model.head=linear"]
@@ -67,13 +67,13 @@ def train_tiny_model(work: Path, int8: bool = False) -> dict:
     video = work / "synthetic.mp4"
     truth = make_synthetic_video(video, labels, frames_per_segment=40, size=48, seed=3, reversed_pairs=True)
     template = tiny_template()
-    span = template["input"]["clip_len"] * template["input"]["frame_interval"]
+    span = template.input.clip_len * template.input.frame_interval
     frames = [f[..., ::-1] for f in decode(video)]
     clips, targets = [], []
     for seg in truth:
         for start in range(seg["start"], seg["end"] - span + 1):
             clips.append(
-                preprocess_clip(frames[start : start + span : template["input"]["frame_interval"]], template)
+                preprocess_clip(frames[start : start + span : template.input.frame_interval], template)
             )
             targets.append(seg["label"])
     x, y = torch.stack(clips), torch.tensor(targets)

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         if pattern is None and args.template is not None:
             from action_rec.templates import load_template
 
-            pattern = load_template(args.template)["data"]["frame_pattern"]
+            pattern = load_template(args.template).data.frame_pattern
         report = check_dataset(
             args.ann_files,
             args.data_roots,

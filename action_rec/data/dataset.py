@@ -15,14 +15,15 @@ between processes; :func:`action_rec.data.transforms.normalize_batch` then norma
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from action_rec.templates import Template, load_template
 
 from .annotations import (
     AnnotationError,
@@ -42,6 +43,7 @@ __all__ = [
     "decode_frame_data",
     "jpeg_is_complete",
     "load_frames",
+    "torch_seeded_rng",
     "worker_init_fn",
     "LABEL_MAP",
 ]
@@ -119,6 +121,12 @@ def load_frames(record: VideoRecord, indices: Sequence[int]) -> list[np.ndarray]
     return frames
 
 
+def torch_seeded_rng() -> np.random.Generator:
+    """A NumPy generator for one training clip, seeded from torch's generator: DataLoader seeds that per
+    worker and ``torch.manual_seed`` fixes it, so clips are reproducible from torch's seed alone."""
+    return np.random.default_rng(int(torch.randint(0, 2**62, ())))
+
+
 def worker_init_fn(worker_id: int) -> None:
     """DataLoader worker setup: one OpenCV thread per worker (the workers are the parallelism).
 
@@ -130,14 +138,6 @@ def worker_init_fn(worker_id: int) -> None:
         cv2.setNumThreads(1)
 
 
-def _as_template(template: Any) -> Mapping[str, Any]:
-    if isinstance(template, Mapping):
-        return template
-    from action_rec.templates import load_template
-
-    return load_template(template)
-
-
 class RawFrameDataset(Dataset):
     """Clips from raw frames, with the template's sampling and transforms for ``split``.
 
@@ -145,7 +145,7 @@ class RawFrameDataset(Dataset):
         ann_files: annotation files: as given (relative to the current directory) when they exist, else
             inside the matching data root (``annotations.resolve_ann_files``).
         data_roots: one data root per annotation file, or a single root for all of them.
-        template: a loaded template dict (or a path to ``template.yaml``).
+        template: a loaded Template (or a path to ``template.yaml``).
         split: ``train`` (random clip, augmentation) or ``val`` / ``test`` (centred clip, centre crop).
         class_names: the classes, in label-id order. When ``None``: the data roots' ``label_map.txt``
             (all present ones must agree), else ``str(id)`` for ids ``0 .. max label``.
@@ -160,7 +160,7 @@ class RawFrameDataset(Dataset):
         self,
         ann_files: Sequence[str | Path],
         data_roots: Sequence[str | Path],
-        template: Mapping[str, Any] | str | Path,
+        template: Template | str | Path,
         split: str = "train",
         class_names: Sequence[str] | None = None,
         check_frames: bool = True,
@@ -171,11 +171,11 @@ class RawFrameDataset(Dataset):
         if not ann_files:
             raise AnnotationError("no annotation files given")
         files, roots = resolve_ann_files(ann_files, data_roots)
-        self.template = _as_template(template)
+        self.template = load_template(template)
         self.split = split
         self.data_roots = [Path(r) for r in roots]
         self.ann_files = [Path(f) for f in files]
-        pattern = self.template["data"]["frame_pattern"]
+        pattern = self.template.data.frame_pattern
 
         self.records: list[VideoRecord] = []
         for source, (ann, root) in enumerate(zip(self.ann_files, self.data_roots, strict=True)):
@@ -191,10 +191,10 @@ class RawFrameDataset(Dataset):
             origin = "the given class names" if class_names is not None else LABEL_MAP
             check_labels(self.records, len(self.class_names), origin)
 
-        inp = self.template["input"]
-        self.clip_len = int(inp["clip_len"])
-        self.frame_interval = inp["frame_interval"]
-        self.target_fps = inp.get("target_fps")
+        inp = self.template.input
+        self.clip_len = inp.clip_len
+        self.frame_interval = inp.frame_interval
+        self.target_fps = inp.target_fps
         if split == "train":
             self.transform: TrainTransform | EvalTransform = TrainTransform(
                 self.template, self._mean_std_pairs(), normalize=normalize
@@ -226,7 +226,7 @@ class RawFrameDataset(Dataset):
     def _mean_std_pairs(self) -> np.ndarray | None:
         paths = [root / MEAN_STD_LIST for root in dict.fromkeys(self.data_roots)]
         present = [p for p in paths if p.is_file()]
-        wanted = float(self.template["data"]["colour"].get("crossnorm", 0.0))
+        wanted = float(self.template.data.colour.crossnorm)
         if not present:
             if wanted > 0:
                 log.warning(
@@ -245,18 +245,26 @@ class RawFrameDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def clip_indices(self, index: int, rng: np.random.Generator | None = None) -> np.ndarray:
-        """The 1-based frame numbers of sample ``index``'s clip (training clips need ``rng``)."""
+    def clip_indices(
+        self, index: int, rng: np.random.Generator | None = None, offset: int | None = None
+    ) -> np.ndarray:
+        """The 1-based frame numbers of sample ``index``'s clip (training clips need ``rng``; ``offset``
+        fixes where a training clip starts in the segment instead of drawing it)."""
         return sample_clip_indices(
-            self.records[index], self.clip_len, self.frame_interval, rng, self.target_fps
+            self.records[index], self.clip_len, self.frame_interval, rng, self.target_fps, offset=offset
         )
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def training_item(self, index: int, offset: int | None = None) -> tuple[torch.Tensor, int]:
+        """Sample ``index`` as a training clip: the one training path (clip offset drawn, or ``offset``
+        as sample filtering gives it; frames loaded; augmented), random from torch's generator."""
+        rng = torch_seeded_rng()
         record = self.records[index]
+        frames = load_frames(record, self.clip_indices(index, rng, offset))
+        return self.transform(frames, rng), record.label
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if self.split == "train":
-            # Seeded from torch's generator, which DataLoader seeds per worker and torch.manual_seed fixes.
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
-            frames = load_frames(record, self.clip_indices(index, rng))
-            return self.transform(frames, rng), record.label
+            return self.training_item(index)
+        record = self.records[index]
         frames = load_frames(record, self.clip_indices(index))
         return self.transform(frames), record.label

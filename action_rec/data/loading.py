@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from action_rec.errors import UserError
+from action_rec.templates import Template
 
 from .annotations import check_labels as check_record_labels
 from .annotations import resolve_ann_files, unused_labels
@@ -63,7 +64,7 @@ def _warn_unused_classes(dataset: Any) -> None:
 
 
 def build_datasets(
-    template: dict[str, Any],
+    template: Template,
     train_ann_files: list[str],
     train_data_roots: list[str],
     val_ann_files: list[str],
@@ -103,7 +104,7 @@ def build_datasets(
 
 
 def build_test_set(
-    template: dict[str, Any],
+    template: Template,
     test_ann_files: list[str],
     test_data_roots: list[str],
     class_names: list[str] | None = None,

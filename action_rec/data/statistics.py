@@ -7,8 +7,7 @@ on the 0-255 scale, and drop entries with a mean or std <= 1 in any channel (bla
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -16,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from action_rec.runtime.frames import center_crop_clip
+from action_rec.templates import Template
 
 from .annotations import VideoRecord
 from .crossnorm import clip_mean_std
@@ -28,15 +28,15 @@ MIN_KEPT = 1.0  # entries with a channel mean or std <= this are dropped
 
 
 class _ClipStats(Dataset):
-    def __init__(self, records: Sequence[VideoRecord], template: Mapping[str, Any]):
-        inp = template["input"]
+    def __init__(self, records: Sequence[VideoRecord], template: Template):
+        inp = template.input
         self.records = records
         self.clip_len, self.interval, self.target_fps = (
-            inp["clip_len"],
-            inp["frame_interval"],
-            inp.get("target_fps"),
+            inp.clip_len,
+            inp.frame_interval,
+            inp.target_fps,
         )
-        self.resize_short, self.size = int(inp["resize_short"]), int(inp["size"])
+        self.resize_short, self.size = inp.resize_short, inp.size
 
     def __len__(self) -> int:
         return len(self.records)
@@ -50,7 +50,7 @@ class _ClipStats(Dataset):
 
 
 def clip_statistics(
-    records: Sequence[VideoRecord], template: Mapping[str, Any], workers: int = 2, progress: bool = True
+    records: Sequence[VideoRecord], template: Template, workers: int = 2, progress: bool = True
 ) -> np.ndarray:
     """``N x 2 x 3`` (mean, std) of every record's centred test clip, un-normalised, RGB, 0-255."""
     loader = DataLoader(

@@ -29,16 +29,15 @@ normalise, as the original evaluation.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-from action_rec.errors import UserError
 from action_rec.runtime.frames import center_crop_clip, resize_frame, resize_interpolation, short_side_size
+from action_rec.templates import Template
 
 from .crossnorm import crossnorm_affine
 from .photometric import (
@@ -310,20 +309,18 @@ class TrainTransform:
 
     def __init__(
         self,
-        template: Mapping[str, Any],
+        template: Template,
         mean_std_pairs: np.ndarray | None = None,
         normalize: bool = True,
     ):
-        inp, data = template["input"], template["data"]
-        self.size = int(inp["size"])
-        self.resize_short = int(inp["resize_short"])
-        self.mean, self.std = list(inp["mean"]), list(inp["std"])
-        self.rotation_deg = float(data["rotation_deg"])
-        self.crop = data["crop"]
-        if self.crop not in ("multi_scale", "random_resized"):
-            raise UserError(f"data.crop must be multi_scale or random_resized, got {self.crop!r}")
-        self.horizontal_flip = bool(data["horizontal_flip"])
-        self.colour = dict(data["colour"])
+        inp, data = template.input, template.data
+        self.size = inp.size
+        self.resize_short = inp.resize_short
+        self.mean, self.std = list(inp.mean), list(inp.std)
+        self.rotation_deg = float(data.rotation_deg)
+        self.crop = data.crop
+        self.horizontal_flip = data.horizontal_flip
+        self.colour = data.colour.to_dict()
         self.mean_std_pairs = mean_std_pairs
         self.normalize = normalize
 
@@ -380,12 +377,12 @@ class EvalTransform:
     """Validation / test pipeline: short-side resize, centre crop, normalise (``normalize=False``: a
     ``3 x T x size x size`` uint8 clip, for :func:`normalize_batch`)."""
 
-    def __init__(self, template: Mapping[str, Any], normalize: bool = True):
+    def __init__(self, template: Template, normalize: bool = True):
         self.normalize = normalize
-        inp = template["input"]
-        self.size = int(inp["size"])
-        self.resize_short = int(inp["resize_short"])
-        self.mean, self.std = list(inp["mean"]), list(inp["std"])
+        inp = template.input
+        self.size = inp.size
+        self.resize_short = inp.resize_short
+        self.mean, self.std = list(inp.mean), list(inp.std)
 
     def crop(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """The un-normalised clip, ``T x size x size x 3`` uint8."""
@@ -398,7 +395,7 @@ class EvalTransform:
         return _clip_from_planes(split_planes(clip), clip.shape[:3])
 
 
-def preprocess_clip(frames: Sequence[np.ndarray], template: Mapping[str, Any]) -> torch.Tensor:
+def preprocess_clip(frames: Sequence[np.ndarray], template: Template) -> torch.Tensor:
     """The evaluation pipeline for inference and verification: ``H x W x 3`` uint8 RGB frames ->
     ``3 x T x size x size`` float32 (short-side resize, centre crop, normalise)."""
     return EvalTransform(template)(frames)

@@ -23,6 +23,7 @@ from action_rec.evaluation.report import (
     write_metrics_yaml,
     write_per_class_csv,
 )
+from action_rec.templates import Template
 
 __all__ = ["EvaluationError", "evaluate", "write_report"]
 
@@ -32,7 +33,7 @@ class EvaluationError(UserError):
 
 
 def evaluate(
-    template: dict[str, Any],
+    template: Template,
     weights: str | Path,
     test_ann_files: list[str],
     test_data_roots: list[str],
@@ -80,15 +81,15 @@ def evaluate(
     model.to(torch_device)
     loader = make_loader(
         dataset,
-        batch_size or template["training"]["batch_size"],
+        batch_size or template.training.batch_size,
         SequentialSampler(dataset),
-        template["training"]["workers"] if workers is None else workers,
+        template.training.workers if workers is None else workers,
         persistent=False,
     )
     result = score_clips(model, loader, num_classes, torch_device, progress=progress)
 
-    inp = template["input"]
-    shape = (1, 3, inp["clip_len"], inp["size"], inp["size"])
+    inp = template.input
+    shape = (1, 3, inp.clip_len, inp.size, inp.size)
     complexity = count_complexity(model, shape)
     result.update(
         class_names=class_names,

@@ -10,6 +10,7 @@ which file, which weights precision and which execution precision were measured.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from action_rec.runtime.compile import HintError, compile_with_hint
 from action_rec.runtime.frames import dataset_clip_to_input
 from action_rec.runtime.metadata import MetadataError, read_metadata
 from action_rec.runtime.model import clip_probabilities
+from action_rec.templates import Template
 
 __all__ = ["EXPORTED_SUFFIXES", "ExportedModelError", "evaluate_exported", "template_for_export"]
 
@@ -34,16 +36,15 @@ class ExportedModelError(UserError):
     """An exported model that cannot be evaluated as asked (no metadata, a hint the CPU lacks)."""
 
 
-def template_for_export(template: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+def template_for_export(template: Template, meta: dict[str, Any]) -> Template:
     """`template` with the input settings the exported model was made with (they decide the clips)."""
-    import copy
-
-    template = copy.deepcopy(template)
     inp = meta["input"]
-    for key in ("clip_len", "frame_interval", "target_fps", "size", "resize_short", "mean", "std"):
-        if key in inp:
-            template["input"][key] = inp[key]
-    return template
+    changed = {
+        key: tuple(inp[key]) if isinstance(inp[key], list) else inp[key]
+        for key in ("clip_len", "frame_interval", "target_fps", "size", "resize_short", "mean", "std")
+        if key in inp
+    }
+    return dataclasses.replace(template, input=dataclasses.replace(template.input, **changed))
 
 
 def _read(path: Path, hint: str) -> tuple[ov.CompiledModel, dict[str, Any]]:
@@ -67,7 +68,7 @@ def _read(path: Path, hint: str) -> tuple[ov.CompiledModel, dict[str, Any]]:
 
 
 def evaluate_exported(
-    template: dict[str, Any],
+    template: Template,
     model_path: str | Path,
     test_ann_files: list[str],
     test_data_roots: list[str],
@@ -99,7 +100,7 @@ def evaluate_exported(
         dataset,
         1,
         SequentialSampler(dataset),
-        template["training"]["workers"] if workers is None else workers,
+        template.training.workers if workers is None else workers,
         persistent=False,
     )
     request = compiled.create_infer_request()

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None, template_path: str | Path | None = None)
             class_names=read_label_map(args.class_names) if args.class_names else None,
             opset=args.opset,
             tolerance=args.tolerance,
-            workers=int(template["training"]["workers"]) if args.workers is None else args.workers,
+            workers=template.training.workers if args.workers is None else args.workers,
             progress=not args.no_progress,
         )
         print(f"Exporting {weights}")

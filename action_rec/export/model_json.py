@@ -27,6 +27,7 @@ from typing import Any
 import action_rec
 from action_rec.fileio import atomic_write
 from action_rec.runtime.metadata import DEFAULT_INPUT_FORMAT, INPUT_FORMATS, MetadataError, input_shape
+from action_rec.templates import Template
 
 # DEFAULT_INPUT_FORMAT and INPUT_FORMATS stay importable from here for export's command line.
 
@@ -42,7 +43,7 @@ _INPUT_DOC = {
 
 
 def build_metadata(
-    template: dict[str, Any],
+    template: Template,
     class_names: list[str],
     *,
     input_format: str,
@@ -56,13 +57,13 @@ def build_metadata(
         raise MetadataError(
             f"unknown input format '{input_format}', expected one of {', '.join(INPUT_FORMATS)}"
         )
-    inp = template["input"]
+    inp = template.input
     bgr = input_format == "bgr8"
     meta = {
         "format_version": FORMAT_VERSION,
         "exported_by": f"action_rec {action_rec.__version__}",
-        "model_name": template["name"],
-        "architecture": template["model"]["architecture"],
+        "model_name": template.name,
+        "architecture": template.model.architecture,
         "precision": precision,
         "class_names": list(class_names),
         "num_classes": len(class_names),
@@ -70,19 +71,19 @@ def build_metadata(
             "name": "input",
             "format": input_format,
             "description": _INPUT_DOC[input_format],
-            "shape": input_shape(inp["clip_len"], inp["size"], input_format),
+            "shape": input_shape(inp.clip_len, inp.size, input_format),
             "layout": "NTHWC" if bgr else "NCTHW",
             "element_type": "u8" if bgr else "f32",
             "channel_order": "BGR" if bgr else "RGB",
             "normalized_in_model": input_format != "normalized",
-            "clip_len": inp["clip_len"],
-            "frame_interval": inp["frame_interval"],
-            "target_fps": inp["target_fps"],
-            "size": inp["size"],
-            "resize_short": inp["resize_short"],
+            "clip_len": inp.clip_len,
+            "frame_interval": inp.frame_interval,
+            "target_fps": inp.target_fps,
+            "size": inp.size,
+            "resize_short": inp.resize_short,
             "crop": "center",
-            "mean": list(inp["mean"]),
-            "std": list(inp["std"]),
+            "mean": list(inp.mean),
+            "std": list(inp.std),
         },
         "output": {
             "name": "output",

@@ -35,6 +35,7 @@ from action_rec.runtime.compile import available_hints
 from action_rec.runtime.frames import clip_to_frames
 from action_rec.runtime.labels import no_action_classes
 from action_rec.runtime.metadata import metadata_path
+from action_rec.templates import InputConfig, Template
 
 __all__ = [
     "ExportError",
@@ -99,7 +100,7 @@ class ExportResult:
     accuracy: dict[str, Any] | None  # AccuracyReport.as_dict() on the calibration clips
 
 
-def _calibration_data(template: dict[str, Any], options: ExportOptions, class_names: list[str]):
+def _calibration_data(template: Template, options: ExportOptions, class_names: list[str]):
     """The calibration dataset (val pipeline) and an evenly spread subset of at most `calib_clips`."""
     from action_rec.data.dataset import RawFrameDataset
 
@@ -154,7 +155,7 @@ def _check_options(options: ExportOptions, out_dir: Path) -> None:
 
 
 def export_model(
-    template: dict[str, Any],
+    template: Template,
     checkpoint: str | Path,
     out_dir: str | Path,
     options: ExportOptions | None = None,
@@ -177,7 +178,7 @@ def export_model(
 
 def export_module(
     model: torch.nn.Module,
-    template: dict[str, Any],
+    template: Template,
     class_names: list[str],
     out_dir: str | Path,
     options: ExportOptions | None = None,
@@ -190,7 +191,7 @@ def export_module(
     out_dir = Path(out_dir)
     _check_options(options, out_dir)
     model = model.eval()
-    inp = template["input"]
+    inp = template.input
     hints = options.hints or available_hints()
     dataset = indices = None
     if options.calib_ann_files:
@@ -209,17 +210,17 @@ def export_module(
         onnx_path, poolings = _export_onnx(model, tmp, inp, options, log)
         meta = _metadata(model, template, class_names, options, source)
         meta["no_action"] = no_action_metadata(class_names, None, options.keep_correct, 0)  # until calibrated
-        clips = {"random": random_clip(inp["clip_len"], inp["size"], options.seed)}
+        clips = {"random": random_clip(inp.clip_len, inp.size, options.seed)}
         if dataset is not None:
-            clips["real"] = clip_to_frames(dataset[indices[0]][0], inp["mean"], inp["std"])
+            clips["real"] = clip_to_frames(dataset[indices[0]][0], inp.mean, inp.std)
         else:
-            clips["moving_pattern"] = moving_pattern_clip(inp["clip_len"], inp["size"], options.seed)
+            clips["moving_pattern"] = moving_pattern_clip(inp.clip_len, inp.size, options.seed)
 
         fp32 = add_input_format(
             convert_onnx(onnx_path, attention_poolings=poolings),
             options.input_format,
-            inp["mean"],
-            inp["std"],
+            inp.mean,
+            inp.std,
         )
         variants = [Variant("FP32", fp32, meta, "model.xml" if options.precision == "FP32" else None)]
         if options.precision == "FP16" or dataset is not None:  # FP16 is measured whenever there are clips
@@ -322,11 +323,11 @@ def _calibrate_timelines(tmp: Path, files: list[str], recordings, options: Expor
         )
 
 
-def _export_onnx(model, tmp: Path, inp: dict[str, Any], options: ExportOptions, log) -> tuple[Path, int]:
+def _export_onnx(model, tmp: Path, inp: InputConfig, options: ExportOptions, log) -> tuple[Path, int]:
     """model.onnx (normalized input) and the number of attention poolings the rewrite must find."""
     from action_rec.models.attention import GlobalContextPooling
 
-    shape = (1, 3, inp["clip_len"], inp["size"], inp["size"])
+    shape = (1, 3, inp.clip_len, inp.size, inp.size)
     onnx_path = export_onnx(model, tmp / "model.onnx", shape, options.opset)
     ops = onnx_op_counts(onnx_path)
     log(
@@ -336,8 +337,10 @@ def _export_onnx(model, tmp: Path, inp: dict[str, Any], options: ExportOptions, 
     return onnx_path, sum(isinstance(m, GlobalContextPooling) for m in model.modules())
 
 
-def _metadata(model, template, class_names, options: ExportOptions, source: str | None) -> dict[str, Any]:
-    head = template["model"]["head"]
+def _metadata(
+    model, template: Template, class_names, options: ExportOptions, source: str | None
+) -> dict[str, Any]:
+    head = template.model.head
     extra = {
         "source_checkpoint": source,
         "onnx": {"file": "model.onnx", "opset": options.opset, "input_format": "normalized"},

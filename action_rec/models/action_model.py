@@ -3,14 +3,14 @@ a template's ``model.architecture`` / ``model.head`` to modules."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from action_rec.errors import UserError
+from action_rec.templates import Template, load_template
 
 from .backbones import MobileNetV3Backbone3d, s3d_mobilenet_v3_large, x3d_mobilenet_v3_large_lgd_gc
 from .heads import AngularHead, LinearHead
@@ -19,8 +19,6 @@ BACKBONES: dict[str, Callable[[], MobileNetV3Backbone3d]] = {
     "s3d-mobilenet-v3-large": s3d_mobilenet_v3_large,
     "x3d-mobilenet-v3-large-lgd-gc": x3d_mobilenet_v3_large_lgd_gc,
 }
-
-DEFAULT_PROBABILITY_SCALE = 5.0
 
 
 class ActionRecognizer(nn.Module):
@@ -58,41 +56,35 @@ class ActionRecognizer(nn.Module):
     def probabilities(self, scores: torch.Tensor) -> torch.Tensor:
         """Scores ``N x C`` -> class probabilities ``N x C``.
 
-        Angular head: ``softmax(scale * cos)`` with ``scale = loss.scale_end`` of the template
-        (5.0 when absent), the scale the network was trained to at the end. Linear head: ``softmax``.
+        Angular head: ``softmax(scale * cos)`` with ``scale = loss.scale_end`` of the template, the
+        scale the network was trained to at the end. Linear head: ``softmax``.
         """
         return self.cls_head.probabilities(scores)
 
 
-def build_model(template: str | Path | Mapping[str, Any], num_classes: int | None = None) -> ActionRecognizer:
-    """Build a freshly initialised recognizer from a template (path or loaded dict).
+def build_model(template: str | Path | Template, num_classes: int | None = None) -> ActionRecognizer:
+    """Build a freshly initialised recognizer from a template (path or loaded Template).
 
     ``num_classes`` overrides ``model.num_classes`` (the training set decides it).
     """
-    if not isinstance(template, Mapping):
-        from action_rec.templates import load_template
-
-        template = load_template(template)
-    cfg = template["model"]
-    architecture = cfg["architecture"]
-    if architecture not in BACKBONES:
+    template = load_template(template)
+    cfg = template.model
+    if cfg.architecture not in BACKBONES:
         raise UserError(
-            f"unknown model.architecture {architecture!r} (expected one of: {', '.join(BACKBONES)})"
+            f"unknown model.architecture {cfg.architecture!r} (expected one of: {', '.join(BACKBONES)})"
         )
-    classes = int(num_classes if num_classes is not None else cfg["num_classes"])
+    classes = int(num_classes if num_classes is not None else cfg.num_classes)
     if classes < 1:
         raise UserError(f"num_classes must be at least 1, got {classes}")
 
-    backbone = BACKBONES[architecture]()
-    dropout = float(cfg.get("dropout", 0.0))
-    head_type = cfg.get("head", "angular")
-    if head_type == "angular":
-        scale = float(template.get("loss", {}).get("scale_end", DEFAULT_PROBABILITY_SCALE))
+    backbone = BACKBONES[cfg.architecture]()
+    if cfg.head == "angular":
+        scale = float(template.loss.scale_end)
         head: AngularHead | LinearHead = AngularHead(
-            backbone.out_channels, classes, int(cfg.get("embedding_dim", 256)), dropout, scale
+            backbone.out_channels, classes, cfg.embedding_dim, cfg.dropout, scale
         )
-    elif head_type == "linear":
-        head = LinearHead(backbone.out_channels, classes, dropout)
+    elif cfg.head == "linear":
+        head = LinearHead(backbone.out_channels, classes, cfg.dropout)
     else:
-        raise UserError(f"unknown model.head {head_type!r} (expected 'angular' or 'linear')")
+        raise UserError(f"unknown model.head {cfg.head!r} (expected 'angular' or 'linear')")
     return ActionRecognizer(backbone, head)

@@ -13,7 +13,7 @@ decides: they are what its weights were trained with (the work dir's file may ha
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from action_rec.templates import apply_overrides, validate_template
+from action_rec.templates import Template, apply_overrides
 
 from .action_model import ActionRecognizer, build_model
 from .weights import (
@@ -125,12 +125,13 @@ def load_weights(
     return load_state_into(model, ckpt.state_dict, ckpt.source, log=log)
 
 
-def differing_settings(template: Mapping[str, Any], stored: Mapping[str, Any]) -> list[str]:
+def differing_settings(template: Template, stored: Template | Mapping[str, Any] | None) -> list[str]:
     """``section.key`` of every model, input or loss setting in which two templates differ, with both
-    values (``input.clip_len 8, not 16``: stored first)."""
+    values (``input.clip_len 8, not 16``: stored first). ``stored`` may be a checkpoint's raw dict."""
+    theirs_all = stored.to_dict() if isinstance(stored, Template) else dict(stored or {})
     out = []
     for section in MODEL_SECTIONS:
-        ours, theirs = template.get(section, {}), stored.get(section, {})
+        ours, theirs = getattr(template, section).to_dict(), theirs_all.get(section, {})
         for key in sorted(set(ours) | set(theirs), key=str):
             if ours.get(key) != theirs.get(key):
                 out.append(f"{section}.{key} {theirs.get(key)!r}, not {ours.get(key)!r}")
@@ -138,34 +139,30 @@ def differing_settings(template: Mapping[str, Any], stored: Mapping[str, Any]) -
 
 
 def model_template(
-    template: dict[str, Any],
+    template: Template,
     checkpoint: Checkpoint,
     log: Callable[[str], Any] | None = print,
     overrides: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> Template:
     """The template to run ``checkpoint`` with: ``template`` with the checkpoint's own model, input and
     loss sections when it stores a template (one log line says which settings that changed), then the
     user's ``--set`` ``overrides`` (asked for explicitly, so they win). A stored template that no
     longer validates raises TemplateError naming the checkpoint file."""
     if checkpoint.template is None:
         return apply_overrides(template, list(overrides)) if overrides else template
-    stored = validate_template(
-        copy.deepcopy(checkpoint.template), f"{checkpoint.source} (its stored template)"
-    )
+    stored = Template.from_dict(checkpoint.template, f"{checkpoint.source} (its stored template)")
     changed = differing_settings(template, stored)
     if changed and log is not None:
         shown = "; ".join(changed[:_MAX_LISTED]) + (
             f"; +{len(changed) - _MAX_LISTED} more" if len(changed) > _MAX_LISTED else ""
         )
         log(f"{checkpoint.source}: using the model/input/loss settings it was trained with ({shown})")
-    template = copy.deepcopy(template)
-    for section in MODEL_SECTIONS:
-        template[section] = copy.deepcopy(stored[section])
+    template = dataclasses.replace(template, **{s: getattr(stored, s) for s in MODEL_SECTIONS})
     return apply_overrides(template, list(overrides)) if overrides else template
 
 
 def build_loaded_model(
-    template: Mapping[str, Any],
+    template: Template,
     checkpoint: Checkpoint,
     num_classes: int,
     log: Callable[[str], Any] | None = print,
@@ -180,13 +177,13 @@ class TrainedModel(NamedTuple):
     """``load_trained_model``'s answer."""
 
     model: ActionRecognizer
-    template: dict[str, Any]
+    template: Template
     class_names: list[str]
     head_loaded: bool
 
 
 def load_trained_model(
-    template: dict[str, Any],
+    template: Template,
     checkpoint: str | Path | Checkpoint,
     class_names: list[str] | None,
     log: Callable[[str], Any] = print,
@@ -203,7 +200,7 @@ def load_trained_model(
             f"{len(class_names)} class names given, but the checkpoint's head has {head_classes} classes"
         )
     names = list(class_names) if class_names else ckpt.class_names
-    num_classes = len(names) if names else head_classes or template["model"]["num_classes"]
+    num_classes = len(names) if names else head_classes or template.model.num_classes
     if names is None:
         names = [f"class_{i}" for i in range(num_classes)]
         log(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from action_rec.errors import UserError
 from action_rec.script_flags import add_script_flags
+from action_rec.templates import Template
 from action_rec.workdir import default_out_dir
 
 __all__ = ["main", "build_parser"]
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _template(args: argparse.Namespace, template_path: str | Path | None) -> dict:
+def _template(args: argparse.Namespace, template_path: str | Path | None) -> Template:
     from action_rec.templates import apply_overrides, load_template
     from action_rec.workdir import script_template
 

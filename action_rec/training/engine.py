@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from action_rec.errors import UserError
 from action_rec.evaluation.loop import Prepare, model_input
+from action_rec.templates import GradClip
 from action_rec.training import distributed as distrib
 from action_rec.training.freezing import BackboneSplit
 from action_rec.training.logs import RunLog
@@ -96,7 +97,7 @@ class EpochSetup:
     prepare: Prepare | None
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
-    grad_clip: dict[str, Any]
+    grad_clip: GradClip
     log: RunLog
     amp: bool = False
     world_size: int = 1
@@ -161,7 +162,7 @@ def train_one_epoch(
             optimizer.zero_grad(set_to_none=True)
             s.scaler.scale(loss).backward()
             s.scaler.unscale_(optimizer)
-            clip_gradients(params, s.grad_clip["type"], float(s.grad_clip["value"]))
+            clip_gradients(params, s.grad_clip.type, float(s.grad_clip.value))
             s.scaler.step(optimizer)
             s.scaler.update()
             s.scheduler.step()

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from action_rec.data.loading import make_loader
 from action_rec.fileio import atomic_path, atomic_write
+from action_rec.templates import Template
 from action_rec.training.distributed import EpochSampler, EpochSeededDataset, ProcessInfo
 from action_rec.training.freezing import BackboneSplit
 from action_rec.training.loaders import TrainLoaders
@@ -42,10 +43,10 @@ __all__ = ["CACHE_DIR", "cache_key", "build_feature_cache", "CachedViews", "cach
 CACHE_DIR = "feature_cache"
 
 
-def cache_key(template: dict[str, Any], train_set: Any, split: BackboneSplit, views: int, seed: int) -> str:
+def cache_key(template: Template, train_set: Any, split: BackboneSplit, views: int, seed: int) -> str:
     """A hex digest of everything the cached features depend on (see the module docstring)."""
     h = hashlib.sha256()
-    h.update(json.dumps([template, split.start, views, seed], sort_keys=True, default=str).encode())
+    h.update(json.dumps([template.to_dict(), split.start, views, seed], sort_keys=True, default=str).encode())
     for ann in train_set.ann_files:
         h.update(Path(ann).read_bytes())
     for record in train_set.records:
@@ -87,7 +88,7 @@ def _compute_view(
 
 def build_feature_cache(
     out_dir: Path,
-    template: dict[str, Any],
+    template: Template,
     train_set: Any,
     model: nn.Module,
     split: BackboneSplit,
@@ -147,7 +148,7 @@ def cached_feature_loaders(
     loaders: TrainLoaders,
     split: BackboneSplit,
     out_dir: Path,
-    template: dict[str, Any],
+    template: Template,
     train_set: Any,
     model: nn.Module,
     prepare,
@@ -168,7 +169,7 @@ def cached_feature_loaders(
     if info.distributed and not info.is_main:
         dist.barrier()
     views = build_feature_cache(
-        out_dir, template, train_set, model, split, int(template["training"]["cache_views"]), seed,
+        out_dir, template, train_set, model, split, template.training.cache_views, seed,
         loaders.batch_size, loaders.workers, prepare, progress=progress and info.is_main, log=log,
     )  # fmt: skip
     if info.distributed and info.is_main:

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -18,6 +17,7 @@ from torch import nn
 
 from action_rec.data.loading import DataError
 from action_rec.errors import UserError
+from action_rec.templates import Template
 from action_rec.training import distributed as distrib
 from action_rec.training.engine import TrainingError
 from action_rec.training.trainer import Trainer, TrainOptions, TrainResult
@@ -41,7 +41,7 @@ def select_device(options: TrainOptions, local_rank: int) -> torch.device:
 
 
 def run_process(
-    template: dict[str, Any], options: TrainOptions, rank: int = 0, world_size: int = 1, local_rank: int = 0
+    template: Template, options: TrainOptions, rank: int = 0, world_size: int = 1, local_rank: int = 0
 ) -> tuple[TrainResult | None, nn.Module, int]:
     """Train in this process as `rank` of `world_size` (the process group, if any, is already set up).
 
@@ -56,7 +56,7 @@ def run_process(
     return result, trainer.model, trainer.iteration
 
 
-def _spawned(rank: int, template: dict[str, Any], options: TrainOptions, port: int, errors) -> None:
+def _spawned(rank: int, template: Template, options: TrainOptions, port: int, errors) -> None:
     """Entry of each spawned process: join the group, train, report a clean error line on failure."""
     import sys
 
@@ -74,7 +74,7 @@ def _spawned(rank: int, template: dict[str, Any], options: TrainOptions, port: i
         distrib.cleanup()
 
 
-def train(template: dict[str, Any], options: TrainOptions) -> TrainResult:
+def train(template: Template, options: TrainOptions) -> TrainResult:
     """Run a whole training as `options` say; returns rank 0's result.
 
     ``world_size > 1`` spawns that many processes (DDP), unless this process was started by torchrun,
@@ -112,7 +112,7 @@ def train(template: dict[str, Any], options: TrainOptions) -> TrainResult:
     return TrainResult(**json.loads((options.out_dir / "result.json").read_text(encoding="utf-8")))
 
 
-def _train_under_torchrun(template: dict[str, Any], options: TrainOptions) -> TrainResult:
+def _train_under_torchrun(template: Template, options: TrainOptions) -> TrainResult:
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0))
     device_type = select_device(options, local_rank).type
     if device_type == "cuda":

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from action_rec.data.loading import DataError, make_loader
+from action_rec.templates import Template
 from action_rec.training import distributed as distrib
 from action_rec.training.balance import BalancedSampler
 from action_rec.training.logs import RunLog
@@ -39,7 +40,7 @@ class TrainLoaders:
 
 
 def build_train_loaders(
-    template: dict[str, Any],
+    template: Template,
     options: Any,
     info: distrib.ProcessInfo,
     train_set: Any,
@@ -47,9 +48,9 @@ def build_train_loaders(
     log: RunLog,
 ) -> TrainLoaders:
     """Loaders for this process of the run (`options`: the trainer's TrainOptions)."""
-    t = template["training"]
+    t = template.training
     # Drop the last incomplete batch (a batch of 1 breaks BatchNorm); shrink the batch for tiny sets.
-    batch_size = int(t["batch_size"])
+    batch_size = t.batch_size
     per_rank = math.ceil(len(train_set) / info.world_size)
     if per_rank < batch_size:
         if per_rank < 2:
@@ -60,9 +61,9 @@ def build_train_loaders(
         log.info(f"Batch size {batch_size} > {per_rank} clips per process: using batches of {per_rank}")
         batch_size = per_rank
     iters_per_epoch = per_rank // batch_size
-    workers = int(t["workers"] if options.workers is None else options.workers)
+    workers = int(t.workers if options.workers is None else options.workers)
     # Data order: DistributedSampler shuffles with (seed, epoch); augmentation: seeded per (seed, epoch, clip).
-    if t["class_balance"] == "sampler":
+    if t.class_balance == "sampler":
         order = BalancedSampler(
             train_set.labels, len(train_set.class_names), options.seed, info.rank, info.world_size
         )
@@ -71,13 +72,13 @@ def build_train_loaders(
             train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=options.seed
         )
     sample_filter: SampleFilter | None = None
-    if t["sample_filtering"]:
-        inp = template["input"]
+    if t.sample_filtering:
+        inp = template.input
         sample_filter = SampleFilter(
             train_set.records,
-            inp["clip_len"],
-            inp["frame_interval"],
-            inp["target_fps"],
+            inp.clip_len,
+            inp.frame_interval,
+            inp.target_fps,
             options.seed,
         )
         sampler = FilteredEpochSampler(order, sample_filter)

@@ -8,13 +8,12 @@ is sharp while the cosines are small, then down to ``scale_end`` (the scale the 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from action_rec.errors import UserError
+from action_rec.templates import LossConfig, Template
 
 __all__ = [
     "am_softmax_scale",
@@ -26,7 +25,7 @@ __all__ = [
 ]
 
 
-def am_softmax_scale(epoch: float, loss_cfg: dict[str, Any]) -> float:
+def am_softmax_scale(epoch: float, loss_cfg: LossConfig) -> float:
     """Scale at (fractional) `epoch`: the original's PolyScalarScheduler, then ``scale_end``.
 
     Per iteration i over N = ``scale_epochs`` x iterations per epoch, with start, end, power p and
@@ -35,8 +34,8 @@ def am_softmax_scale(epoch: float, loss_cfg: dict[str, Any]) -> float:
     q = i / N = epoch / scale_epochs it is ``start + F (q^p - p q)``: the iterations per epoch cancel.
     (p = 1 would divide by zero; the original has no such case, and a linear ramp is its limit.)
     """
-    start, end = float(loss_cfg["scale_start"]), float(loss_cfg["scale_end"])
-    span, power = loss_cfg["scale_epochs"], float(loss_cfg["scale_power"])
+    start, end = float(loss_cfg.scale_start), float(loss_cfg.scale_end)
+    span, power = loss_cfg.scale_epochs, float(loss_cfg.scale_power)
     if span <= 0 or epoch >= span:
         return end
     q = max(epoch, 0.0) / span
@@ -127,13 +126,13 @@ class Criterion(nn.Module):
       scale x the cosines (angular head: a normalised softmax without margin or regularisers).
     """
 
-    def __init__(self, template: dict[str, Any], class_weights: torch.Tensor | None = None) -> None:
+    def __init__(self, template: Template, class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
-        self.cfg = dict(template["loss"])
+        self.cfg = template.loss
         # Per-class loss weights (``training.class_balance: loss``), None for the plain mean.
         self.class_weights = class_weights
-        self.angular = template["model"]["head"] == "angular"
-        if self.cfg["type"] == "am_softmax" and not self.angular:
+        self.angular = template.model.head == "angular"
+        if self.cfg.type == "am_softmax" and not self.angular:
             raise UserError(
                 "template: loss.type 'am_softmax' needs model.head 'angular' "
                 "(use --set loss.type=cross_entropy for the linear head)"
@@ -155,25 +154,23 @@ class Criterion(nn.Module):
         scale = self.scale(epoch)
         cfg = self.cfg
         weights = None if self.class_weights is None else self.class_weights.to(scores.device)
-        if cfg["type"] == "cross_entropy":
+        if cfg.type == "cross_entropy":
             loss = F.cross_entropy(scale * scores, labels, weight=weights)
             return loss, {"ce": loss.detach().item(), "scale": scale}
         sample_weights = None if weights is None else weights[labels]
-        loss = am_softmax_loss(
-            scores, labels, scale, cfg["margin"], cfg["entropy_weight"], weights=sample_weights
-        )
+        loss = am_softmax_loss(scores, labels, scale, cfg.margin, cfg.entropy_weight, weights=sample_weights)
         parts = {"am_softmax": loss.detach().item(), "scale": scale}
-        if cfg["center_push_weight"] and centres is not None:
-            push = center_push_loss(centres.float(), cfg["center_push_margin"], mask)
-            loss = loss + cfg["center_push_weight"] * push
+        if cfg.center_push_weight and centres is not None:
+            push = center_push_loss(centres.float(), cfg.center_push_margin, mask)
+            loss = loss + cfg.center_push_weight * push
             parts["center_push"] = push.detach().item()
-        if cfg["local_push_weight"] and embeddings is not None:
-            push = local_push_loss(embeddings.float(), scores, labels, cfg["center_push_margin"])
-            loss = loss + cfg["local_push_weight"] * push
+        if cfg.local_push_weight and embeddings is not None:
+            push = local_push_loss(embeddings.float(), scores, labels, cfg.center_push_margin)
+            loss = loss + cfg.local_push_weight * push
             parts["local_push"] = push.detach().item()
         return loss, parts
 
 
-def build_criterion(template: dict[str, Any], class_weights: torch.Tensor | None = None) -> Criterion:
+def build_criterion(template: Template, class_weights: torch.Tensor | None = None) -> Criterion:
     """The loss the template asks for (see `Criterion`), optionally with per-class weights."""
     return Criterion(template, class_weights)

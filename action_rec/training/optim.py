@@ -13,24 +13,25 @@ the original.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 from torch import nn
 
+from action_rec.templates import Template
+
 __all__ = ["build_optimizer", "adaptive_clip_grad_", "clip_gradients", "unitwise_norm"]
 
 
-def build_optimizer(model: nn.Module, template: dict[str, Any], base_lr: float) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, template: Template, base_lr: float) -> torch.optim.Optimizer:
     """``training.optimizer`` of the template over groups ``backbone`` and ``head``: SGD (``momentum``,
     ``weight_decay``) or AdamW (``momentum`` as beta1, decoupled ``weight_decay``)."""
-    t = template["training"]
+    t = template.training
     head_ids = {id(p) for p in model.cls_head.parameters()}
     backbone = [p for p in model.parameters() if id(p) not in head_ids]
     head = list(model.cls_head.parameters())
     groups = [{"params": backbone, "name": "backbone"}, {"params": head, "name": "head"}]
-    momentum, weight_decay = float(t["momentum"]), float(t["weight_decay"])
-    if t["optimizer"] == "adamw":
+    momentum, weight_decay = float(t.momentum), float(t.weight_decay)
+    if t.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=base_lr, betas=(momentum, 0.999), weight_decay=weight_decay)
     return torch.optim.SGD(groups, lr=base_lr, momentum=momentum, weight_decay=weight_decay)
 

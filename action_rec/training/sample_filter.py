@@ -29,8 +29,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
-from action_rec.data.dataset import load_frames
-from action_rec.data.sampling import clip_span, sample_clip_indices, weighted_offset
+from action_rec.data.sampling import clip_span, weighted_offset
 from action_rec.training.distributed import EpochSampler, sample_seed
 from action_rec.training.run_state import CheckpointError
 
@@ -132,7 +131,8 @@ class FilteredEpochSampler(EpochSampler):
 
 class FilteredClips(Dataset):
     """``dataset[(epoch, i, offset)]``: training clip i at that offset, augmented as `EpochSeededDataset`
-    would (torch's generator seeded by (seed, epoch, i)): the dataset's own training path, offset given."""
+    would (torch's generator seeded by (seed, epoch, i)): the dataset's own training path
+    (``RawFrameDataset.training_item``), offset given."""
 
     def __init__(self, dataset: Any, seed: int) -> None:
         self.dataset, self.seed = dataset, seed
@@ -142,12 +142,6 @@ class FilteredClips(Dataset):
 
     def __getitem__(self, key: tuple[int, int, int]) -> tuple[torch.Tensor, int]:
         epoch, index, offset = key
-        ds = self.dataset
-        record = ds.records[index]
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]):  # leave the caller's stream alone (workers=0)
             torch.manual_seed(sample_seed(self.seed, epoch, index))
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
-        indices = sample_clip_indices(
-            record, ds.clip_len, ds.frame_interval, rng, ds.target_fps, offset=offset
-        )
-        return ds.transform(load_frames(record, indices), rng), record.label
+            return self.dataset.training_item(index, offset)

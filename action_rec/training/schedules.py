@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
+
+from action_rec.templates import Template
 
 __all__ = ["LRSchedule", "build_lr_scheduler"]
 
@@ -36,19 +37,17 @@ class LRSchedule:
     lr_steps: list[int] = field(default_factory=list)
 
     @classmethod
-    def from_template(
-        cls, template: dict[str, Any], fine_tune: bool, base_lr: float | None = None
-    ) -> LRSchedule:
+    def from_template(cls, template: Template, fine_tune: bool, base_lr: float | None = None) -> LRSchedule:
         """The template's schedule; the head-only phase only applies when fine-tuning (`fine_tune`)."""
-        t = template["training"]
+        t = template.training
         return cls(
-            base_lr=float(t["base_learning_rate"] if base_lr is None else base_lr),
-            epochs=int(t["epochs"]),
-            head_only_epochs=int(t["head_only_epochs"]) if fine_tune else 0,
-            head_lr_multiplier=float(t["head_lr_multiplier"]),
-            warmup_epochs=int(t["warmup_epochs"]),
-            kind=t["lr_schedule"],
-            lr_steps=list(t["lr_steps"]),
+            base_lr=float(t.base_learning_rate if base_lr is None else base_lr),
+            epochs=t.epochs,
+            head_only_epochs=t.head_only_epochs if fine_tune else 0,
+            head_lr_multiplier=float(t.head_lr_multiplier),
+            warmup_epochs=t.warmup_epochs,
+            kind=t.lr_schedule,
+            lr_steps=list(t.lr_steps),
         )
 
     def head_only(self, epoch: int) -> bool:

@@ -32,6 +32,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from action_rec.data.loading import DataError, build_datasets
 from action_rec.evaluation.loop import score_clips
 from action_rec.fileio import atomic_write
+from action_rec.templates import Template
 from action_rec.training import distributed as distrib
 from action_rec.training.balance import class_weights
 from action_rec.training.engine import (
@@ -73,15 +74,15 @@ class Trainer:
     (fresh, fine-tuned from --load-weights, or resumed from latest.pth), SGD, schedule, loss, loaders.
     """
 
-    def __init__(self, template: dict[str, Any], options: TrainOptions, info: distrib.ProcessInfo) -> None:
+    def __init__(self, template: Template, options: TrainOptions, info: distrib.ProcessInfo) -> None:
         from action_rec.models import build_model, load_weights
 
         self.template, self.options, self.info = template, options, info
         self.out_dir = Path(options.out_dir)
         self.latest_path, self.best_path = self.out_dir / LATEST, self.out_dir / BEST
-        t = template["training"]
-        self.epochs = int(t["epochs"])
-        self.trainable_blocks = parse_trainable(t["trainable"])
+        t = template.training
+        self.epochs = t.epochs
+        self.trainable_blocks = parse_trainable(t.trainable)
         # uint8 clips out of the loader workers (4x less to move), normalised per batch: prepare_batch.
         self.train_set, self.val_set = build_datasets(
             template,
@@ -91,7 +92,7 @@ class Trainer:
             options.val_data_roots,
             normalize=False,
         )
-        self.mean, self.std = list(template["input"]["mean"]), list(template["input"]["std"])
+        self.mean, self.std = list(template.input.mean), list(template.input.std)
         self.class_names = list(self.train_set.class_names)
 
         checkpoint = self._resume_checkpoint() if options.resume else None
@@ -100,7 +101,7 @@ class Trainer:
         )
         self.epoch = int(checkpoint["epoch"]) if checkpoint else 0  # epochs done
         self.keep_bn_statistics = keeps_bn_statistics(
-            t["bn_statistics"], self.fine_tune, self.trainable_blocks, int(t["batch_size"])
+            t.bn_statistics, self.fine_tune, self.trainable_blocks, t.batch_size
         )
         self.log = RunLog(self.out_dir, enabled=info.is_main, resume_epoch=self.epoch if checkpoint else None)
 
@@ -118,7 +119,7 @@ class Trainer:
         self.ddp_start: int | None = None  # the split the DDP wrapper was built for
 
         loaders = build_train_loaders(template, options, info, self.train_set, self.val_set, self.log)
-        if t["cache_features"]:
+        if t.cache_features:
             loaders = cached_feature_loaders(
                 loaders, BackboneSplit.from_trainable(self.model.backbone, self.trainable_blocks),
                 self.out_dir, template, self.train_set, self.model, self.prepare_batch, options.seed, info,
@@ -131,7 +132,7 @@ class Trainer:
         self.train_loader, self.bn_loader, self.val_loader = loaders.train, loaders.bn, loaders.val
         self.step_module = TrainStep(self.model, loaders.cached_start)
         weights = None
-        if t["class_balance"] == "loss":
+        if t.class_balance == "loss":
             weights = class_weights(self.train_set.labels, len(self.class_names)).to(info.device)
         self.criterion = build_criterion(template, weights)
         self.schedule = LRSchedule.from_template(template, fine_tune=self.fine_tune)
@@ -221,7 +222,7 @@ class Trainer:
         return self._finish(last_metrics, time.monotonic() - start) if self.info.is_main else None
 
     def _announce(self) -> None:
-        t = self.template["training"]
+        t = self.template.training
         how = "from scratch"
         if self.fine_tune:
             head_only = self.schedule.head_only_epochs
@@ -232,21 +233,21 @@ class Trainer:
             else ", no validation set"
         )
         self.log.info(
-            f"Training {self.template['name']} ({self.template['model']['head']} head, "
-            f"{self.template['loss']['type']}) {how} on {len(self.train_set)} clips of "
+            f"Training {self.template.name} ({self.template.model.head} head, "
+            f"{self.template.loss.type}) {how} on {len(self.train_set)} clips of "
             f"{len(self.class_names)} classes{val}"
         )
         self.log.info(
             f"  {self.epochs} epochs x {self.iters_per_epoch} iterations, batch {self.batch_size} x "
             f"{self.info.world_size} process(es) on {self.info.device}{' with AMP' if self.amp else ''}, "
-            f"base lr {self.schedule.base_lr:g} ({self.schedule.kind}), clip {t['grad_clip']['type']} "
-            f"{t['grad_clip']['value']:g}, seed {self.options.seed}, workers {self.workers}"
+            f"base lr {self.schedule.base_lr:g} ({self.schedule.kind}), clip {t.grad_clip.type} "
+            f"{t.grad_clip.value:g}, seed {self.options.seed}, workers {self.workers}"
         )
         self.log.info(
-            f"  trains: {t['trainable']}{' on cached features' if self.step_module.cached_start else ''}, "
-            f"class balance: {t['class_balance']}, sample filtering: {'on' if self.sample_filter else 'off'}, "
+            f"  trains: {t.trainable}{' on cached features' if self.step_module.cached_start else ''}, "
+            f"class balance: {t.class_balance}, sample filtering: {'on' if self.sample_filter else 'off'}, "
             f"BatchNorm statistics: {'kept as loaded' if self.keep_bn_statistics else 'updated'} "
-            f"(training.bn_statistics: {t['bn_statistics']})"
+            f"(training.bn_statistics: {t.bn_statistics})"
         )
         if self.options.amp and not self.amp:
             self.log.info("--amp: mixed precision needs CUDA; training in float32")
@@ -283,7 +284,7 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         after_step = None
         if self.sample_filter is not None:
-            angular = self.template["model"]["head"] == "angular"
+            angular = self.template.model.head == "angular"
 
             def after_step(i: int, scores: torch.Tensor, labels: torch.Tensor) -> None:
                 keys = self.sampler.keys[i * self.batch_size : (i + 1) * self.batch_size]
@@ -302,7 +303,7 @@ class Trainer:
             prepare=self.prepare_batch,
             scheduler=self.scheduler,
             scaler=self.scaler,
-            grad_clip=self.template["training"]["grad_clip"],
+            grad_clip=self.template.training.grad_clip,
             log=self.log,
             amp=self.amp,
             world_size=info.world_size,
@@ -362,7 +363,7 @@ class Trainer:
             "epoch": self.epoch,
             "iteration": self.iteration,
             "rng": capture_rng_state(),
-            "template": self.template,
+            "template": self.template.to_dict(),  # a plain dict: weights_only loads it
             "class_names": self.class_names,
             "meta": {
                 "fine_tune": self.fine_tune,
