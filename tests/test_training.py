@@ -171,3 +171,21 @@ def test_validate_and_precise_bn_feed_the_model_prepared_batches():
     assert torch.allclose(model[1].running_mean, expected, atol=1e-5)
     metrics = validate(model, batches, 3, torch.device("cpu"), prepare)
     assert seen == [torch.uint8, torch.uint8] and 0 <= metrics["top1"] <= 100
+
+
+def test_a_tie_on_validation_makes_the_later_epoch_the_best(data2, tmp_path, monkeypatch):
+    """A small validation set saturates (the same top-1 every epoch): best.pth is then the last of the
+    tied epochs, the most trained one, not the first to reach the top."""
+    from action_rec.training.trainer import Trainer
+
+    top1 = iter([50.0, 100.0, 100.0, 90.0])
+    monkeypatch.setattr(
+        Trainer,
+        "validate_epoch",
+        lambda self, epoch: {"val_top1": next(top1), "val_top5": 100.0, "val_mean_class": 50.0},
+    )
+    out = tmp_path / "out"
+    assert cli.main(argv(S3D, data2, out, epochs=4)) == 0
+    best = read_checkpoint(out / "best.pth").raw
+    assert best["epoch"] == 3 and best["meta"]["best_epoch"] == 3  # epochs 2 and 3 tie; 4 is worse
+    assert json.loads((out / "result.json").read_text())["best_epoch"] == 3

@@ -9,7 +9,7 @@ One epoch, in each process (rank) of ``world_size``::
                        epochs of a fine-tuning; the frozen part in eval mode, without gradients
     train_one_epoch    (:mod:`.engine`) forward, loss, backward, clip, optimizer and LambdaLR steps
     validate           the evaluation's clip-scoring loop, counts summed over ranks
-    rank 0             latest.pth (+ best.pth when val top-1 improves), train.log, metrics.jsonl
+    rank 0             latest.pth (+ best.pth when val top-1 ties or beats the best so far), train.log, metrics.jsonl
 
 Each epoch depends only on the checkpoint it starts from and on (seed, epoch), so a run resumed from
 latest.pth ends with exactly the weights of an uninterrupted run (on CPU, bit for bit), whatever the
@@ -211,7 +211,9 @@ class Trainer:
             self.epoch += 1
             epochs_run += 1
             last_metrics = {**train_stats.pop("metrics"), **val}
-            improved = "val_top1" in val and (self.best_top1 is None or val["val_top1"] > self.best_top1)
+            # A tie goes to the later epoch: a small validation set saturates (every epoch at 100 % of
+            # 40 clips), and the first epoch to reach the top is then the least trained of them.
+            improved = "val_top1" in val and (self.best_top1 is None or val["val_top1"] >= self.best_top1)
             if improved:
                 self.best_top1, self.best_epoch = val["val_top1"], self.epoch
             if self.info.is_main:
