@@ -100,3 +100,20 @@ def test_prepare_dataset_reads_the_recordings(tmp_path):
 def test_bad_settings_are_refused(tmp_path, kwargs):
     with pytest.raises(UserError):
         make_synthetic_recordings(tmp_path, **kwargs)
+
+
+def test_the_tool_writes_recordings_and_refuses_bad_ranges(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "make_synthetic_dataset.py"
+    spec = importlib.util.spec_from_file_location("make_synthetic_dataset", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    argv = [str(tmp_path / "rec"), "--recordings", "2", "--num-classes", "2", "--segments-per-class", "1"]
+    assert tool.main([*argv, "--size", "32", "--action-frames", "8-12", "--gap-frames", "4-6"]) == 0
+    assert "wrote 2 recordings" in capsys.readouterr().out
+    rows = list(csv.DictReader((tmp_path / "rec" / "segments.csv").open()))
+    assert len(rows) == 4 and all(8 <= int(r["end_frame"]) - int(r["start_frame"]) <= 12 for r in rows)
+    assert tool.main([*argv, "--action-frames", "12-8"]) == 2
+    assert "bad frame ranges" in capsys.readouterr().err

@@ -60,55 +60,58 @@ def main(argv: list[str] | None = None) -> int:
     long.add_argument("--gap-frames", type=_frame_range, default=(16, 48), help="no-action gap range (16-48)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    if args.recordings:
-        try:
-            csv_path = make_synthetic_recordings(
-                args.out_dir,
-                num_classes=args.num_classes,
-                recordings=args.recordings,
-                segments_per_class=args.segments_per_class,
-                action_frames=args.action_frames,
-                gap_frames=args.gap_frames,
-                size=args.size,
-                seed=args.seed,
-                workers=args.workers,
-            )
-        except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(
-            f"wrote {args.recordings} recordings with {args.segments_per_class} actions of each of "
-            f"{args.num_classes} classes ({args.action_frames[0]}-{args.action_frames[1]} frames, gaps of "
-            f"{args.gap_frames[0]}-{args.gap_frames[1]}) to {args.out_dir / 'videos'} in "
-            f"{time.perf_counter() - start:.1f} s\n  segments: {csv_path}"
-        )
-        return 0
     try:
-        out = make_synthetic_dataset(
-            args.out_dir,
-            num_classes=args.num_classes,
-            train_per_class=args.train_per_class,
-            val_per_class=args.val_per_class,
-            frames=args.frames,
-            size=args.size,
-            seed=args.seed,
-            videos=args.videos,
-            workers=args.workers,
-            background=args.background,
-        )
+        lines = write_recordings(args) if args.recordings else write_clips(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    lines[0] += f" in {time.perf_counter() - start:.1f} s"
+    print("\n".join(lines))
+    return 0
+
+
+def write_recordings(args: argparse.Namespace) -> list[str]:
+    csv_path = make_synthetic_recordings(
+        args.out_dir,
+        num_classes=args.num_classes,
+        recordings=args.recordings,
+        segments_per_class=args.segments_per_class,
+        action_frames=args.action_frames,
+        gap_frames=args.gap_frames,
+        size=args.size,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    return [
+        f"wrote {args.recordings} recordings with {args.segments_per_class} actions of each of "
+        f"{args.num_classes} classes ({args.action_frames[0]}-{args.action_frames[1]} frames, gaps of "
+        f"{args.gap_frames[0]}-{args.gap_frames[1]}) to {args.out_dir / 'videos'}",
+        f"  segments: {csv_path}",
+    ]
+
+
+def write_clips(args: argparse.Namespace) -> list[str]:
+    out = make_synthetic_dataset(
+        args.out_dir,
+        num_classes=args.num_classes,
+        train_per_class=args.train_per_class,
+        val_per_class=args.val_per_class,
+        frames=args.frames,
+        size=args.size,
+        seed=args.seed,
+        videos=args.videos,
+        workers=args.workers,
+        background=args.background,
+    )
     names = [c.name for c in CLASSES[: args.num_classes]] + ([BACKGROUND.name] if args.background else [])
     n = len(names) * (args.train_per_class + args.val_per_class)
-    print(
-        f"wrote {n} videos of {args.frames} frames ({len(names)} classes: "
-        f"{', '.join(names)}) to {out} in {time.perf_counter() - start:.1f} s"
-    )
-    print(f"  {out / 'train.txt'}, {out / 'val.txt'}, {out / 'label_map.txt'}")
+    lines = [
+        f"wrote {n} videos of {args.frames} frames ({len(names)} classes: {', '.join(names)}) to {out}",
+        f"  {out / 'train.txt'}, {out / 'val.txt'}, {out / 'label_map.txt'}",
+    ]
     if args.videos:
-        print(f"  {out / 'videos'}/, {out / 'videos_train.txt'}, {out / 'videos_val.txt'}")
-    return 0
+        lines.append(f"  {out / 'videos'}/, {out / 'videos_train.txt'}, {out / 'videos_val.txt'}")
+    return lines
 
 
 if __name__ == "__main__":
