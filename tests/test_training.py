@@ -173,12 +173,31 @@ def test_validate_and_precise_bn_feed_the_model_prepared_batches():
     assert seen == [torch.uint8, torch.uint8] and 0 <= metrics["top1"] <= 100
 
 
+def test_best_epoch_reads_validation_top1_with_one_clip_of_noise():
+    """40 validation clips: one clip is 2.5 points. A tie or a one-clip dip goes to the later epoch; a
+    larger drop does not; a new high always wins."""
+    from action_rec.training.best_epoch import BestEpoch
+
+    best = BestEpoch(clips=40)
+    chosen = [best.update(top1, epoch) for epoch, top1 in enumerate([92.5, 97.5, 95.0, 92.5, 95.0, 97.5], 1)]
+    assert chosen == [True, True, True, False, True, True] and (best.epoch, best.top1, best.peak) == (
+        6,
+        97.5,
+        97.5,
+    )
+    resumed = BestEpoch.from_meta(40, best.state())
+    assert resumed == best and not resumed.update(90.0, 7) and resumed.epoch == 6
+    assert BestEpoch.from_meta(40, {"best_top1": 95.0, "best_epoch": 2}).peak == 95.0  # older checkpoints
+    large = BestEpoch(clips=100_000)  # many clips: the highest top-1, as usual
+    assert [large.update(t, e) for e, t in enumerate([90.0, 91.0, 90.99], 1)] == [True, True, False]
+
+
 def test_a_tie_on_validation_makes_the_later_epoch_the_best(data2, tmp_path, monkeypatch):
     """A small validation set saturates (the same top-1 every epoch): best.pth is then the last of the
-    tied epochs, the most trained one, not the first to reach the top."""
+    tied epochs, the most trained one, not the first to reach the top; a real drop is not taken."""
     from action_rec.training.trainer import Trainer
 
-    top1 = iter([50.0, 100.0, 100.0, 90.0])
+    top1 = iter([50.0, 100.0, 100.0, 60.0])  # 4 validation clips: one is 25 points; 60 is a real drop
     monkeypatch.setattr(
         Trainer,
         "validate_epoch",
@@ -187,5 +206,5 @@ def test_a_tie_on_validation_makes_the_later_epoch_the_best(data2, tmp_path, mon
     out = tmp_path / "out"
     assert cli.main(argv(S3D, data2, out, epochs=4)) == 0
     best = read_checkpoint(out / "best.pth").raw
-    assert best["epoch"] == 3 and best["meta"]["best_epoch"] == 3  # epochs 2 and 3 tie; 4 is worse
+    assert best["epoch"] == 3 and best["meta"]["best_epoch"] == 3 and best["meta"]["best_peak"] == 100.0
     assert json.loads((out / "result.json").read_text())["best_epoch"] == 3

@@ -9,7 +9,7 @@ One epoch, in each process (rank) of ``world_size``::
                        epochs of a fine-tuning; the frozen part in eval mode, without gradients
     train_one_epoch    (:mod:`.engine`) forward, loss, backward, clip, optimizer and LambdaLR steps
     validate           the evaluation's clip-scoring loop, counts summed over ranks
-    rank 0             latest.pth (+ best.pth when val top-1 ties or beats the best so far), train.log, metrics.jsonl
+    rank 0             latest.pth (+ best.pth: :mod:`.best_epoch`), train.log, metrics.jsonl
 
 Each epoch depends only on the checkpoint it starts from and on (seed, epoch), so a run resumed from
 latest.pth ends with exactly the weights of an uninterrupted run (on CPU, bit for bit), whatever the
@@ -35,6 +35,7 @@ from action_rec.fileio import atomic_write
 from action_rec.templates import Template
 from action_rec.training import distributed as distrib
 from action_rec.training.balance import class_weights
+from action_rec.training.best_epoch import BestEpoch
 from action_rec.training.engine import (
     EpochSetup,
     TrainingError,
@@ -141,8 +142,7 @@ class Trainer:
         self.amp = bool(options.amp and info.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.iteration = 0
-        self.best_top1: float | None = None
-        self.best_epoch: int | None = None
+        self.best = BestEpoch(len(self.val_set) if self.val_set is not None else 0)
         if checkpoint is not None:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
             self.scheduler.load_state_dict(checkpoint["scheduler"])
@@ -151,8 +151,7 @@ class Trainer:
             if self.amp and checkpoint.get("scaler"):
                 self.scaler.load_state_dict(checkpoint["scaler"])
             self.iteration = int(checkpoint["iteration"])
-            self.best_top1 = checkpoint["meta"].get("best_top1")
-            self.best_epoch = checkpoint["meta"].get("best_epoch")
+            self.best = BestEpoch.from_meta(self.best.clips, checkpoint["meta"])
             restore_rng_state(checkpoint["rng"])
             self.log.info(
                 f"Resuming from {self.latest_path}: {self.epoch} of {self.epochs} epochs done "
@@ -211,11 +210,7 @@ class Trainer:
             self.epoch += 1
             epochs_run += 1
             last_metrics = {**train_stats.pop("metrics"), **val}
-            # A tie goes to the later epoch: a small validation set saturates (every epoch at 100 % of
-            # 40 clips), and the first epoch to reach the top is then the least trained of them.
-            improved = "val_top1" in val and (self.best_top1 is None or val["val_top1"] >= self.best_top1)
-            if improved:
-                self.best_top1, self.best_epoch = val["val_top1"], self.epoch
+            improved = "val_top1" in val and self.best.update(val["val_top1"], self.epoch)
             if self.info.is_main:
                 self._save(last_metrics, improved)
                 self._report_epoch(last_metrics, train_stats, improved, time.monotonic() - epoch_start)
@@ -371,8 +366,7 @@ class Trainer:
                 "fine_tune": self.fine_tune,
                 "seed": self.options.seed,
                 "world_size": self.info.world_size,
-                "best_top1": self.best_top1,
-                "best_epoch": self.best_epoch,
+                **self.best.state(),
                 "metrics": metrics,
                 "torch": str(torch.__version__),
             },
@@ -420,8 +414,8 @@ class Trainer:
             out_dir=str(self.out_dir),
             epochs=self.epoch,
             iterations=self.iteration,
-            best_top1=self.best_top1,
-            best_epoch=self.best_epoch,
+            best_top1=self.best.top1,
+            best_epoch=self.best.epoch,
             last_metrics=last_metrics,
             latest=str(self.latest_path),
             best=str(self.best_path) if self.best_path.exists() else None,
@@ -431,8 +425,8 @@ class Trainer:
             class_names=self.class_names,
         )
         best = (
-            f"best val top-1 {self.best_top1:.2f} % (epoch {self.best_epoch})"
-            if self.best_top1 is not None
+            f"best val top-1 {self.best.top1:.2f} % (epoch {self.best.epoch})"
+            if self.best.top1 is not None
             else "no validation"
         )
         files = ", ".join(str(p) for p in (self.latest_path, self.best_path) if p.exists())
