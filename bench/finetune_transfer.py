@@ -49,10 +49,10 @@ from bench.harness import (
     markdown_table,
 )
 from tools.quickstart import (
-    DATA,
     FINETUNE_PRETRAIN,
     FINETUNE_SELECT_PER_CLASS,
     QUICK_TRAINING,
+    TRIMMED_DATA,
     finetune_settings,
     pretrain_settings,
 )
@@ -76,8 +76,8 @@ def pretrain(out: Path, args: argparse.Namespace) -> Path:
             6,
             args.pretrain_per_class,
             FINETUNE_PRETRAIN["val_per_class"],
-            frames=DATA["frames"],
-            size=DATA["size"],
+            frames=TRIMMED_DATA["frames"],
+            size=TRIMMED_DATA["size"],
             workers=2,
             background=True,
         )
@@ -140,8 +140,8 @@ def fine_tune(
         sys.exit(f"{data} holds other classes than {classes}: use another --out-dir per set of classes")
     if not (data / "select.txt").is_file():  # the same validation clips for every size and mode of a seed
         make_held_out_dataset(
-            data, classes, train_per_class=clips, val_per_class=VAL_PER_CLASS, frames=DATA["frames"],
-            size=DATA["size"], seed=seed, select_per_class=FINETUNE_SELECT_PER_CLASS,
+            data, classes, train_per_class=clips, val_per_class=VAL_PER_CLASS, frames=TRIMMED_DATA["frames"],
+            size=TRIMMED_DATA["size"], seed=seed, select_per_class=FINETUNE_SELECT_PER_CLASS,
         )  # fmt: skip
     tag = "".join(c if c.isalnum() else "_" for c in "_".join(overrides))  # --set runs apart, same data
     run_dir = out / (f"{mode.replace(':', '')}_{clips}_seed{seed}" + (f"_{tag}" if tag else ""))

@@ -231,7 +231,7 @@ def test_trained_s3d_end_to_end(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("quickstart", ROOT / "tools" / "quickstart.py")
     quick = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(quick)
-    data = make_synthetic_dataset(tmp_path / "data", **{**quick.DATA, "workers": 2})
+    data = make_synthetic_dataset(tmp_path / "data", **{**quick.TRIMMED_DATA, "workers": 2})
     training = [f"training.{k}={v}" for k, v in quick.QUICK_TRAINING.items()]
     training.append(f"training.epochs={quick.QUICK_EPOCHS['s3d']}")
     template = apply_overrides(load_template(TEMPLATE), quick.QUICK_SETTINGS + training)
@@ -262,10 +262,10 @@ def test_trained_s3d_end_to_end(tmp_path, capsys):
     assert {"FP16", "INT8"} <= rows.keys()
 
     # A video of the first training clip of every class, back to back.
-    size = quick.DATA["size"]
+    size = quick.TRIMMED_DATA["size"]
     video, truth = tmp_path / "train_clips.avi", []
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (size, size))
-    for label, motion in enumerate(CLASSES[: quick.DATA["num_classes"]]):
+    for label, motion in enumerate(CLASSES[: quick.TRIMMED_DATA["num_classes"]]):
         frames = sorted((data / "rawframes" / "train" / f"{motion.name}_0000").glob("*.jpg"))
         for f in frames:
             writer.write(cv2.imread(str(f)))

@@ -1,5 +1,6 @@
 """tools/quickstart.py: the README's main command, end to end (reduced here; the full run is slow)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,43 @@ def test_quickstart_wires_data_work_dir_training_and_evaluation(tmp_path):
     assert "frame accuracy" in done.stdout and "F1@0.50" in done.stdout  # the timeline, measured
     assert (tmp_path / "data" / "label_map.txt").read_text().split()[-1] == "background"
     # A second run reuses the data and the work dir.
+    again = _run(tmp_path, *tiny)
+    assert again.returncode == 0 and "already in" in again.stdout and "reusing" in again.stdout
+
+
+def test_quickstart_on_recordings_prepares_trains_calibrates_and_measures_held_out_timelines(tmp_path):
+    tiny = [
+        "--recordings", "6", "--segments-per-class", "1", "--epochs", "1", "--batch-size", "2", "--workers", "0",
+        "--set", "input.size=32", "input.resize_short=40",
+    ]  # fmt: skip
+    done = _run(tmp_path, *tiny)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # The user's path: recordings and a segment CSV, prepared by prepare_dataset.py.
+    data = tmp_path / "data"
+    assert (data / "recordings" / "segments.csv").read_text().startswith("video,start_frame,end_frame,label")
+    assert len(list((data / "recordings" / "videos").glob("*.mp4"))) == 6
+    prepared = data / "prepared"
+    assert "no_action" in (prepared / "label_map.txt").read_text().split()
+    test_videos, val_videos = (
+        [
+            line.split("\t")[0]
+            for line in (prepared / name).read_text().splitlines()
+            if not line.startswith("#")
+        ]
+        for name in ("test_videos.txt", "val_videos.txt")
+    )
+    assert len(test_videos) == 1 and len(val_videos) == 1 and not set(test_videos) & set(val_videos)
+    work = tmp_path / "s3d-rgb-mobilenet-v3"
+    assert "input.clip_len=4 input.frame_interval=4" in done.stdout  # the recordings' window
+    assert "tools/prepare_dataset.py" in done.stdout and "tools/eval_timeline.py" in done.stdout
+    # The export calibrated the timeline settings on the validation recording and stored them.
+    meta = json.loads((work / "export" / "model.json").read_text())
+    assert [Path(v).name for v in meta["timeline"]["calibrated_on"]] == [Path(val_videos[0]).name]
+    # The held-out recording's timeline, measured.
+    report = yaml.safe_load((work / "export" / "timeline_eval" / "timeline_metrics.yaml").read_text())
+    assert len(report["videos"]) == 1 and {"frame_accuracy", "f1@0.50"} <= report["overall"].keys()
+    assert "held-out recordings" in done.stdout and "F1@0.10/0.25/0.50" in done.stdout
+    assert not (work / "export" / "model_int8.xml").exists()  # INT8 only with --int8 here
     again = _run(tmp_path, *tiny)
     assert again.returncode == 0 and "already in" in again.stdout and "reusing" in again.stdout
 

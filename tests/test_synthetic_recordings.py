@@ -117,3 +117,20 @@ def test_the_tool_writes_recordings_and_refuses_bad_ranges(tmp_path, capsys):
     assert len(rows) == 4 and all(8 <= int(r["end_frame"]) - int(r["start_frame"]) <= 12 for r in rows)
     assert tool.main([*argv, "--action-frames", "12-8"]) == 2
     assert "bad frame ranges" in capsys.readouterr().err
+
+
+def test_paced_motions_cover_more_ground_in_longer_actions_at_varied_speeds():
+    """Paced tracks (the recordings'): a longer action travels further, up to the limit, and actions of
+    one length move at different speeds; unpaced tracks cover the same ground whatever their length."""
+    from action_rec.data.synthetic import PACE_LIMITS, pose_track
+
+    def travels(frames, paced):
+        rng = np.random.default_rng(0)
+        tracks = [pose_track(CLASSES[1], frames, 100, rng, paced=paced) for _ in range(200)]
+        return np.array([t[-1, 0] - t[0, 0] for t in tracks]) / 100  # moving right: x grows
+
+    short, long = travels(16, True), travels(64, True)
+    assert np.median(long) > 1.5 * np.median(short)
+    assert long.max() <= PACE_LIMITS["travel"] + 1e-9 and (long > 0).all()
+    assert short.max() / short.min() > 2  # speeds vary within one length
+    assert abs(np.median(travels(64, False)) - np.median(travels(16, False))) < 0.05

@@ -17,6 +17,17 @@ It runs the README's steps and prints each command, so you can repeat or change 
    measure its action timeline against the truth as tools/eval_timeline.py does (frame accuracy, F1).
 Everything goes under --out-dir (default ./quickstart).
 
+    venv/bin/python tools/quickstart.py --recordings 40                 # from long recordings instead
+
+``--recordings N`` takes the path a user takes with their own recordings instead of trimmed clips: it
+records N long synthetic videos of the six motions (16-64 frames each, at varied speeds, with still and
+jittering gaps and scene cuts between them) and the segment CSV a labelling tool exports
+(make_synthetic_dataset.py --recordings), prepares them with tools/prepare_dataset.py (training clips
+inside the segments, no_action clips mined from the gaps, 10 % of the recordings held out for testing
+and 10 % for validation), trains on 4 frames every 4th, exports with the timeline settings calibrated
+on the validation recordings (model.json), and measures the held-out recordings' timelines with
+tools/eval_timeline.py (frame accuracy, F1@0.10/0.25/0.50, edit score, per-class F1, PNGs).
+
     venv/bin/python tools/quickstart.py --finetune                      # fine-tuning on a CPU, < 10 min
 
 ``--finetune`` runs the README's fine-tuning path on a transfer task instead: pre-train S3D from scratch
@@ -109,12 +120,29 @@ def finetune_settings(mode: str, clips_per_class: int) -> list[str]:
     ]
 
 
-# 16-frame videos: one clip of 8 frames, every 2nd, sees the whole motion.
-DATA = {"num_classes": 6, "train_per_class": 300, "val_per_class": 30, "frames": 16, "size": 80}
-# The test video: two segments of every class in random order, each one motion as in training (16
+# The default quick start's data (and the fine-tuning task's pre-training): trimmed 16-frame clips, so
+# that one clip of 8 frames, every 2nd, sees the whole motion.
+TRIMMED_DATA = {"num_classes": 6, "train_per_class": 300, "val_per_class": 30, "frames": 16, "size": 80}
+# Its test video: two segments of every class in random order, each one motion as in training (16
 # frames, 0.53 s at 30 fps), with 0.8-1.6 s of still scenes (no action) before, between and after them.
 # Windows every 2 frames, scores averaged over 3; segments of 0.25 s or more (the actions are short).
 TEST_VIDEO = {"gap_frames": (24, 48), "fps": 30.0, "stride": 2, "average": 3, "min_segment_s": 0.25}
+
+# --recordings N: long recordings of the six motions with marked segments, as a user records them.
+# Each recording holds 4 actions of every class, 16-64 frames each at a pace drawn per action (a longer
+# action covers more ground, up to a limit, beyond which it is slower), with 16-48 frames of no action
+# (the object still or jittering, and a cut to the next scene) between them.
+RECORDINGS = {"num_classes": 6, "segments_per_class": 4, "action_frames": "16-64", "gap_frames": "16-48",
+              "size": 80}  # fmt: skip
+# prepare_dataset.py on them: training clips of one model window (16 frames at 30 fps) inside the
+# segments, no_action clips mined from the gaps at least 3 frames away from any action, 10 % of the
+# recordings held out for testing and 10 % for validation (the timeline settings are calibrated on those).
+PREPARE = {"clip_s": 0.54, "margin_s": 0.1, "test_videos": 0.1, "val_fraction": 0.1}
+# The model window on recordings: 4 frames every 4th (the same 16 frames as the trimmed clips' 8 every
+# 2nd, at half the cost; the motion between two frames is twice as large).
+RECORDING_SETTINGS = [*QUICK_SETTINGS, "input.clip_len=4", "input.frame_interval=4"]
+RECORDING_EPOCHS = {"s3d": 40, "x3d": 24}
+RECORDING_LEARNING_RATE = 0.001
 
 
 def run(command: list[str], cwd: Path | None = None) -> float:
@@ -142,11 +170,11 @@ def make_data(data_dir: Path, args: argparse.Namespace) -> None:
             sys.executable,
             str(ROOT / "tools/make_synthetic_dataset.py"),
             str(data_dir),
-            "--num-classes", str(DATA["num_classes"]),
+            "--num-classes", str(TRIMMED_DATA["num_classes"]),
             "--train-per-class", str(args.train_per_class),
             "--val-per-class", str(args.val_per_class),
-            "--frames", str(DATA["frames"]),
-            "--size", str(DATA["size"]),
+            "--frames", str(TRIMMED_DATA["frames"]),
+            "--size", str(TRIMMED_DATA["size"]),
             "--workers", "2", "--background",
         ]
     )  # fmt: skip
@@ -166,11 +194,13 @@ def recognize_test_video(model_xml: Path, args: argparse.Namespace) -> dict:
         truth_segments,
     )
 
-    labels = np.random.default_rng(args.seed).permutation(np.repeat(np.arange(DATA["num_classes"]), 2))
+    labels = np.random.default_rng(args.seed).permutation(
+        np.repeat(np.arange(TRIMMED_DATA["num_classes"]), 2)
+    )
     out = model_xml.parent
     video, fps = out / "synthetic_test.mp4", TEST_VIDEO["fps"]
     truth = make_synthetic_video(
-        video, labels.tolist(), frames_per_segment=DATA["frames"], size=DATA["size"], fps=fps, seed=args.seed,
+        video, labels.tolist(), frames_per_segment=TRIMMED_DATA["frames"], size=TRIMMED_DATA["size"], fps=fps, seed=args.seed,
         gap_frames=TEST_VIDEO["gap_frames"],
     )  # fmt: skip
     truth_json, timeline_json = out / "synthetic_test_truth.json", out / "synthetic_test_timeline.json"
@@ -191,7 +221,7 @@ def recognize_test_video(model_xml: Path, args: argparse.Namespace) -> dict:
     )
     atomic_write(timeline_json, json.dumps(segments, indent=1) + "\n")
     correct, judged = timeline_agreement(entries, truth)
-    print(f"Truth ({len(truth)} segments of {DATA['frames']} frames, no action between):")
+    print(f"Truth ({len(truth)} segments of {TRIMMED_DATA['frames']} frames, no action between):")
     print(format_truth(truth, fps))
     print("Predicted action segments:")
     for seg in segments:
@@ -209,32 +239,59 @@ def recognize_test_video(model_xml: Path, args: argparse.Namespace) -> dict:
     return {**metrics, "timeline": timeline_json, "plot": plot_path, "metrics_path": metrics_path}
 
 
-def quickstart(model: str, data_dir: Path, args: argparse.Namespace) -> dict:
+def make_recordings(data_dir: Path, args: argparse.Namespace) -> Path:
+    """The sample recordings and their segment CSV, prepared as a user's own (prepare_dataset.py);
+    returns the prepared data root (train.txt, val.txt, val_videos.txt, test_videos.txt)."""
+    recordings, prepared = data_dir / "recordings", data_dir / "prepared"
+    if (prepared / "train.txt").is_file() and (prepared / "test_videos.txt").is_file():
+        print(f"Sample data already in {data_dir} (delete it to make it again)")
+        return prepared
+    print("\nRecord: long videos of the six motions with no action between them, and the segment CSV a "
+          "labelling tool would export")  # fmt: skip
+    run([sys.executable, str(ROOT / "tools/make_synthetic_dataset.py"), str(recordings),
+         "--recordings", str(args.recordings), "--num-classes", str(RECORDINGS["num_classes"]),
+         "--segments-per-class", str(args.segments_per_class), "--action-frames", RECORDINGS["action_frames"],
+         "--gap-frames", RECORDINGS["gap_frames"], "--size", str(RECORDINGS["size"]), "--workers", "2", "--seed", str(args.seed)])  # fmt: skip
+    print("\nPrepare: training clips inside the segments, no_action clips from the gaps, recordings held "
+          "out whole for validation and testing")  # fmt: skip
+    run([sys.executable, str(ROOT / "tools/prepare_dataset.py"), str(recordings / "segments.csv"), str(prepared),
+         "--clip-s", str(PREPARE["clip_s"]), "--margin-s", str(PREPARE["margin_s"]),
+         "--test-videos", str(PREPARE["test_videos"]), "--val-fraction", str(PREPARE["val_fraction"]),
+         "--short-side", "0", "--workers", "2", "--seed", str(args.seed)])  # fmt: skip
+    return prepared
+
+
+def evaluate_timelines(model_xml: Path, prepared: Path, out_dir: Path) -> dict:
+    """The held-out recordings through the exported model, as tools/demo.py runs a video, with its
+    calibrated timeline settings; returns the overall metrics (tools/eval_timeline.py's YAML)."""
+    run([sys.executable, str(ROOT / "tools/eval_timeline.py"), "--model", str(model_xml),
+         "--videos", str(prepared / "test_videos.txt"), "--out-dir", str(out_dir), "--no-progress"])  # fmt: skip
+    return yaml.safe_load((out_dir / "timeline_metrics.yaml").read_text())["overall"]
+
+
+def quickstart(model: str, data_root: Path, args: argparse.Namespace) -> dict:
+    """Instantiate, train, evaluate, export and recognize with one template on `data_root` (the
+    trimmed clips, or the prepared recordings with ``--recordings``)."""
+    recordings = bool(args.recordings)
     template = TEMPLATES[model]
     work_dir = args.out_dir / template.parent.name
     start = time.monotonic()
     if (work_dir / "train.py").is_file():
         print(f"\nWork dir {work_dir} exists: reusing it")
     else:
-        run(
-            [
-                sys.executable,
-                str(ROOT / "tools/instantiate_template.py"),
-                str(template),
-                str(work_dir),
-                "--no-download",
-            ]
-        )
+        run([sys.executable, str(ROOT / "tools/instantiate_template.py"), str(template), str(work_dir),
+             "--no-download"])  # fmt: skip
     outputs = work_dir / "outputs"
-    overrides = QUICK_SETTINGS + list(args.set)
-    print(f"\nQuick-start settings for {template.parent.name} (--set): {' '.join(overrides)}")
+    overrides = (RECORDING_SETTINGS if recordings else QUICK_SETTINGS) + list(args.set)
+    epochs = args.epochs or (RECORDING_EPOCHS if recordings else QUICK_EPOCHS)[model]
+    print(f"\nTrain {template.parent.name} from scratch (quick-start settings, --set: {' '.join(overrides)})")
     train = [
         sys.executable, str(work_dir / "train.py"),
-        "--train-ann-files", "train.txt", "--train-data-roots", str(data_dir),
-        "--val-ann-files", "val.txt", "--val-data-roots", str(data_dir),
+        "--train-ann-files", "train.txt", "--train-data-roots", str(data_root),
+        "--val-ann-files", "val.txt", "--val-data-roots", str(data_root),
         "--save-checkpoints-to", str(outputs),
-        "--epochs", str(args.epochs or QUICK_EPOCHS[model]), "--batch-size", str(args.batch_size),
-        "--base-learning-rate", str(args.base_learning_rate),
+        "--epochs", str(epochs), "--batch-size", str(args.batch_size),
+        "--base-learning-rate", str(args.base_learning_rate or (RECORDING_LEARNING_RATE if recordings else QUICK_TRAINING["base_learning_rate"])),
         "--workers", str(args.workers), "--device", args.device, "--nproc", str(args.nproc),
         "--seed", str(args.seed), "--set", *overrides,
     ]  # fmt: skip
@@ -242,23 +299,28 @@ def quickstart(model: str, data_dir: Path, args: argparse.Namespace) -> dict:
         train.append("--resume")
     train_seconds = run(train)
     metrics_path = work_dir / "metrics.yaml"
-    evaluate = [
-        sys.executable, str(work_dir / "eval.py"),
-        "--load-weights", str(outputs / "best.pth"),
-        "--test-ann-files", "val.txt", "--test-data-roots", str(data_dir),
-        "--save-metrics-to", str(metrics_path), "--device", args.device, "--workers", str(args.workers),
-    ]  # fmt: skip
-    run(evaluate)
-    export_dir = None
+    print("\nEvaluate the best epoch on the validation clips")
+    run([sys.executable, str(work_dir / "eval.py"), "--load-weights", str(outputs / "best.pth"),
+         "--test-ann-files", "val.txt", "--test-data-roots", str(data_root),
+         "--save-metrics-to", str(metrics_path), "--device", args.device, "--workers", str(args.workers)])  # fmt: skip
+    export_dir, timeline = None, None
     if args.export:
         export_dir = work_dir / "export"
-        # FP32 IR plus an INT8 one calibrated on the validation clips: the export measures the top-1 of
-        # PyTorch and of both IRs on those clips and prints the table.
+        # The export measures PyTorch's and the IRs' top-1 on the validation clips; on recordings it also
+        # calibrates the timeline settings on the validation recordings (val_videos.txt beside val.txt)
+        # into model.json. The trimmed quick start adds an INT8 IR calibrated on the same clips.
+        int8 = args.int8 or not recordings
+        print("\nExport to OpenVINO IR" + (", the timeline settings calibrated on the validation recordings"
+                                             if recordings else ""))  # fmt: skip
         run([sys.executable, str(work_dir / "export.py"), "--load-weights", str(outputs / "best.pth"),
-             "--save-model-to", str(export_dir), "--int8",
-             "--calib-ann-files", "val.txt", "--calib-data-roots", str(data_dir),
+             "--save-model-to", str(export_dir), *(["--int8"] if int8 else []),
+             "--calib-ann-files", "val.txt", "--calib-data-roots", str(data_root),
              "--workers", str(args.workers)])  # fmt: skip
-    timeline = recognize_test_video(export_dir / "model.xml", args) if export_dir is not None else None
+        if recordings:
+            print("\nRecognize the held-out recordings with the IR and measure their timelines")
+            timeline = evaluate_timelines(export_dir / "model.xml", data_root, export_dir / "timeline_eval")
+        else:
+            timeline = recognize_test_video(export_dir / "model.xml", args)
     metrics = {m["key"]: m["value"] for m in yaml.safe_load(metrics_path.read_text())["metrics"]}
     return {
         "model": template.parent.name,
@@ -266,6 +328,7 @@ def quickstart(model: str, data_dir: Path, args: argparse.Namespace) -> dict:
         "outputs": outputs,
         "metrics_path": metrics_path,
         "export_dir": export_dir,
+        "int8": args.int8 or not recordings,
         "top1": metrics["top1_accuracy"],
         "timeline": timeline,
         "mean_class": metrics["mean_class_accuracy"],
@@ -287,7 +350,7 @@ def finetune_quickstart(args: argparse.Namespace) -> int:
     if args.pretrained is None and not (motion / "train.txt").is_file():
         run([sys.executable, str(ROOT / "tools/make_synthetic_dataset.py"), str(motion), "--num-classes", "6",
              "--train-per-class", str(pre["train_per_class"]), "--val-per-class", str(pre["val_per_class"]),
-             "--frames", str(DATA["frames"]), "--size", str(DATA["size"]), "--workers", "2", "--background"])  # fmt: skip
+             "--frames", str(TRIMMED_DATA["frames"]), "--size", str(TRIMMED_DATA["size"]), "--workers", "2", "--background"])  # fmt: skip
     if not (held_out / "select.txt").is_file():
         call = (f"make_held_out_dataset('{held_out}', train_per_class={args.finetune_clips}, "
                 f"val_per_class={FINETUNE_VAL_PER_CLASS}, select_per_class={FINETUNE_SELECT_PER_CLASS}, "
@@ -370,9 +433,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-dir", type=Path, default=Path("quickstart"), help="where data and work dirs go")
     p.add_argument("--epochs", type=int, default=None, help=f"default: {QUICK_EPOCHS}")
     p.add_argument("--batch-size", type=int, default=QUICK_TRAINING["batch_size"])
-    p.add_argument("--base-learning-rate", type=float, default=QUICK_TRAINING["base_learning_rate"])
-    p.add_argument("--train-per-class", type=int, default=DATA["train_per_class"])
-    p.add_argument("--val-per-class", type=int, default=DATA["val_per_class"])
+    p.add_argument(
+        "--base-learning-rate",
+        type=float,
+        default=None,
+        help=f"default: {QUICK_TRAINING['base_learning_rate']}, with --recordings {RECORDING_LEARNING_RATE}",
+    )
+    p.add_argument("--train-per-class", type=int, default=TRIMMED_DATA["train_per_class"])
+    p.add_argument("--val-per-class", type=int, default=TRIMMED_DATA["val_per_class"])
+    p.add_argument(
+        "--recordings",
+        type=int,
+        default=0,
+        metavar="N",
+        help="train on N long sample recordings with marked segments instead of trimmed clips, as you "
+        "would on your own recordings (prepare_dataset.py, calibrated timeline, eval_timeline.py); e.g. 40",
+    )
+    p.add_argument(
+        "--segments-per-class",
+        type=int,
+        default=RECORDINGS["segments_per_class"],
+        help="--recordings: actions per class per recording",
+    )
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="--recordings: also export an INT8 IR (the trimmed quick start always does)",
+    )
     p.add_argument("--workers", type=int, default=2, help="data loading processes")
     add_torch_device_flag(p)
     p.add_argument("--nproc", type=int, default=1, help="training processes (train.py --nproc)")
@@ -406,9 +493,13 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
 
     data_dir = args.out_dir / "data"
-    make_data(data_dir, args)
+    if args.recordings:
+        data_root = make_recordings(data_dir, args)
+    else:
+        make_data(data_dir, args)
+        data_root = data_dir
     results = [
-        quickstart(m, data_dir, args) for m in (["s3d", "x3d"] if args.model == "all" else [args.model])
+        quickstart(m, data_root, args) for m in (["s3d", "x3d"] if args.model == "all" else [args.model])
     ]
 
     print(f"\nQuick start done in {time.monotonic() - start:.0f} s. Sample data: {data_dir}")
@@ -420,15 +511,23 @@ def main(argv: list[str] | None = None) -> int:
             f"    checkpoints  {r['outputs']}/best.pth, latest.pth\n"
             f"    logs         {r['outputs']}/train.log, metrics.jsonl, training_curves.png\n"
             f"    evaluation   {r['metrics_path']}, confusion_matrix.png, per_class_accuracy.csv"
-            + (
-                f"\n    OpenVINO IR  {r['export_dir']}/model.xml, model_int8.xml"
-                f"\n    test video   timeline frame accuracy {r['timeline']['frame_accuracy']:.1f} %, "
-                f"F1@0.50 {r['timeline']['f1@0.50']:.2f}, edit {r['timeline']['edit']:.1f}: "
-                f"{r['timeline']['timeline']}, {r['timeline']['plot'].name}"
-                if r["export_dir"]
-                else ""
-            )
         )
+        if r["export_dir"] is None:
+            continue
+        t = r["timeline"]
+        print(f"    OpenVINO IR  {r['export_dir']}/model.xml" + (", model_int8.xml" if r["int8"] else ""))
+        if args.recordings:
+            print(
+                f"    held-out recordings ({data_root / 'test_videos.txt'}), timeline settings calibrated on "
+                f"{data_root / 'val_videos.txt'} (model.json): frame accuracy {t['frame_accuracy']:.1f} %, "
+                f"F1@0.10/0.25/0.50 {t['f1@0.10']:.2f} / {t['f1@0.25']:.2f} / {t['f1@0.50']:.2f}, "
+                f"edit {t['edit']:.1f}; {r['export_dir'] / 'timeline_eval'}/timeline_metrics.yaml, *.png"
+            )
+        else:
+            print(
+                f"    test video   timeline frame accuracy {t['frame_accuracy']:.1f} %, F1@0.50 "
+                f"{t['f1@0.50']:.2f}, edit {t['edit']:.1f}: {t['timeline']}, {t['plot'].name}"
+            )
     ir = next((r["export_dir"] for r in results if r["export_dir"]), None)
     if ir is not None:
         print(

@@ -99,14 +99,44 @@ MARGIN = 0.2  # the object's centre stays this far (frame fraction) from the edg
 TRAVEL = (0.35, 0.6)  # frame widths covered in one clip (along a diagonal too: 1/sqrt(2) of it per axis)
 TURN = (60.0, 120.0)  # degrees turned in one clip (more would alias with the polygon's symmetry)
 GROWTH = (0.6, 1.0)  # fraction of the log-size range covered in one clip
+# Paced motions (``pose_track(paced=True)``, the long recordings): the amounts above are per
+# PACE_FRAMES frames (the quick start's trimmed clips), times a pace drawn from PACE; a longer action
+# moves further, up to PACE_LIMITS (travel in frame widths: the object may leave the frame by half its
+# width; turn in degrees; growth as above), beyond which it is slower instead.
+PACE_FRAMES = 16
+PACE = (1.0, 2.0)
+PACE_LIMITS = {"travel": 1.2, "turn": TURN[1], "growth": 1.0}
 
 
-def pose_track(motion: Motion, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def _amount(
+    value_range: tuple[float, float], frames: int, paced: bool, limit: float, rng: np.random.Generator
+) -> float:
+    """How much of a motion one clip covers: a draw from `value_range` per clip, or (paced) per
+    PACE_FRAMES frames at a random pace, capped at `limit`."""
+    amount = rng.uniform(*value_range)
+    if paced:
+        amount = min(amount * rng.uniform(*PACE) * frames / PACE_FRAMES, limit)
+    return amount
+
+
+def _start(lo: float, hi: float, travel: float, rng: np.random.Generator) -> float:
+    """Where a travel of `travel` starts so that it stays within ``lo..hi``, or, when it is longer,
+    is centred on that range."""
+    if travel <= hi - lo:
+        return rng.uniform(lo, hi - travel)
+    return (lo + hi - travel) / 2
+
+
+def pose_track(
+    motion: Motion, frames: int, size: int, rng: np.random.Generator, paced: bool = False
+) -> np.ndarray:
     """``frames x 4`` poses ``(x, y, angle_deg, log_scale_phase)`` for one clip of ``motion``.
 
-    The motion spans the whole clip, whatever its length. A track of a ``direction -1`` class is a
-    track of its ``+1`` pair drawn the same way and played backwards, so the two classes of a pair are
-    each other's time reversal in distribution. Poses never wrap around: the object stays in the frame.
+    The motion spans the whole clip. By default it covers the same amount whatever the clip's length
+    (so the length sets the speed); ``paced=True`` draws a speed instead and covers more in a longer
+    clip (up to PACE_LIMITS), as a person who walks further walks longer. A track of a ``direction -1``
+    class is a track of its ``+1`` pair drawn the same way and played backwards, so the two classes of
+    a pair are each other's time reversal in distribution. Poses never wrap around.
     """
     t = np.linspace(0.0, 1.0, frames)
     lo, hi = MARGIN * size, (1 - MARGIN) * size
@@ -115,17 +145,17 @@ def pose_track(motion: Motion, frames: int, size: int, rng: np.random.Generator)
     angle = np.full(frames, rng.uniform(0, 360))
     phase = np.full(frames, rng.uniform(0, 1))
     if motion.kind in ("horizontal", "vertical"):
-        travel = rng.uniform(*TRAVEL) * size
-        path = rng.uniform(lo, hi - travel) + travel * t
+        travel = _amount(TRAVEL, frames, paced, PACE_LIMITS["travel"], rng) * size
+        path = _start(lo, hi, travel, rng) + travel * t
         x, y = (path, y) if motion.kind == "horizontal" else (x, path)
     elif motion.kind in ("diagonal_down", "diagonal_up"):
-        travel = rng.uniform(*TRAVEL) * size / math.sqrt(2)
-        x = rng.uniform(lo, hi - travel) + travel * t
-        y = rng.uniform(lo, hi - travel) + travel * (t if motion.kind == "diagonal_down" else 1 - t)
+        travel = _amount(TRAVEL, frames, paced, PACE_LIMITS["travel"], rng) * size / math.sqrt(2)
+        x = _start(lo, hi, travel, rng) + travel * t
+        y = _start(lo, hi, travel, rng) + travel * (t if motion.kind == "diagonal_down" else 1 - t)
     elif motion.kind == "rotate":
-        angle = angle + rng.uniform(*TURN) * t
+        angle = angle + _amount(TURN, frames, paced, PACE_LIMITS["turn"], rng) * t
     elif motion.kind == "scale":
-        growth = rng.uniform(*GROWTH)
+        growth = _amount(GROWTH, frames, paced, PACE_LIMITS["growth"], rng)
         phase = rng.uniform(0, 1 - growth) + growth * t
     elif motion.kind == "still":
         x, y, angle, phase = _jitter(np.stack([x, y, angle, phase], axis=1), size, rng).T
@@ -233,14 +263,20 @@ def _noise_bank(size: int) -> np.ndarray:
 
 
 def render_clip(
-    motion: Motion, frames: int, size: int, rng: np.random.Generator, hold: tuple[int, int] = (0, 0)
+    motion: Motion,
+    frames: int,
+    size: int,
+    rng: np.random.Generator,
+    hold: tuple[int, int] = (0, 0),
+    paced: bool = False,
 ) -> np.ndarray:
     """One clip of ``motion``: ``frames x size x size x 3`` uint8 BGR (ready for cv2.imwrite).
 
     ``hold=(before, after)``: the object also stands still (jittering) that many frames before and
     after its motion, in the same scene, as a person stands before and after an action (test videos).
+    ``paced``: see :func:`pose_track`.
     """
-    poses = pose_track(motion, frames, size, rng)
+    poses = pose_track(motion, frames, size, rng, paced=paced)
     if hold != (0, 0):
         poses = np.concatenate(
             [_jitter(poses[[0] * hold[0]], size, rng), poses, _jitter(poses[[-1] * hold[1]], size, rng)]

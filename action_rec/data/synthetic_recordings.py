@@ -9,8 +9,9 @@ mined ``no_action`` clips and held-out recordings, as it does a user's own.
 In a recording, each action is one motion of a new object in a new scene, preceded and followed by that
 object standing still or jittering (a person before and after an action, a shaky camera); the scene
 cuts to the next one in the middle of the gap, so gaps also hold cuts, which a model must not take for
-motion. Actions last ``action_frames`` frames, drawn per segment: the motion spans its segment, so a
-longer segment is a slower motion, and a model trained on these sees every speed in between.
+motion. Actions last ``action_frames`` frames, drawn per segment, and move at a pace drawn per segment
+(``pose_track(paced=True)``): a longer action covers more ground, up to a limit beyond which it is
+slower, so a model trained on these sees actions of every length and of a range of speeds.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def make_synthetic_video(
     seed: int | Sequence[int] = 0,
     reversed_pairs: bool = False,
     gap_frames: tuple[int, int] | None = None,
+    paced: bool = False,
 ) -> list[dict[str, Any]]:
     """Write `path` (.mp4 or .avi) with one segment per entry of `labels` (synthetic class ids);
     returns the ground truth `[{"label": id, "name": class, "start": first frame, "end": last + 1}]`.
@@ -59,6 +61,9 @@ def make_synthetic_video(
     last one, so they are in no truth segment: the object of each segment stands still (jittering)
     before and after its motion, in its scene, and the cut to the next scene falls in the middle of
     the gap, as in a long video of someone who sometimes acts.
+
+    `paced`: each motion's speed is drawn and its extent follows from its length (see
+    :func:`~action_rec.data.synthetic.pose_track`); by default every motion covers the same extent.
 
     `reversed_pairs`: a segment whose class is the time-reversal pair of the previous segment's
     (moving left -> right, clockwise -> counter-clockwise, growing -> shrinking) is that segment's
@@ -99,7 +104,7 @@ def make_synthetic_video(
                     rng = np.random.default_rng(
                         [*seed, 2, label, k]
                     )  # stream 2: neither train (0) nor val (1)
-                    clip = render_clip(CLASSES[label], length, size, rng, hold=hold)
+                    clip = render_clip(CLASSES[label], length, size, rng, hold=hold, paced=paced)
                 for frame in clip:
                     writer.write(np.ascontiguousarray(frame))
                 start = written + hold[0]
@@ -116,8 +121,9 @@ def make_synthetic_video(
 def _write_recording(job: tuple) -> list[dict[str, Any]]:
     path, labels, action_frames, gap_frames, size, fps, seed = job
     return make_synthetic_video(
-        path, labels, frames_per_segment=action_frames, size=size, fps=fps, seed=seed, gap_frames=gap_frames
-    )
+        path, labels, frames_per_segment=action_frames, size=size, fps=fps, seed=seed, gap_frames=gap_frames,
+        paced=True,
+    )  # fmt: skip
 
 
 def make_synthetic_recordings(
