@@ -5,24 +5,33 @@ over `TrainStep` (forward, loss, backward, clipping, optimizer and LambdaLR step
     python -m bench.train_throughput                                   # batch 8, 16 x 224 x 224, CPU
     python -m bench.train_throughput --trainable head blocks:3 all      # the fine-tuning modes
     python -m bench.train_throughput --device cuda --amp               # on a GPU
+    python -m bench.train_throughput --size 64 --clip-len 4 --baseline  # the quick start's clips, against
+                                                                       # PyTorch's plain paths
 
 Random uint8 clips, normalised on the device as the trainer does, so it measures the network and the
 optimizer step, not data loading (with ``training.cache_features`` the frozen part's forward below
 is paid once per clip and view instead of every step: the ``cached`` column gives that speed). Memory
 format as the trainer uses it: channels-last 3D on CPU, contiguous on GPU. Prints one line per model
 and mode, and the command that produced them.
+
+``--baseline`` times the same step with PyTorch's plain paths too (``nn.Conv3d`` and ``nn.AvgPool3d``
+instead of :mod:`action_rec.models.conv`, the optimizer's per-tensor loop instead of its fused kernel),
+alternating the two in rounds so that load on the machine hits both alike, and prints the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 
 import torch
+from torch import nn
 
 from action_rec.data import normalize_batch
 from action_rec.models import build_model
+from action_rec.models.conv import SameConv3d, TemporalAvgPool3d
 from action_rec.templates import apply_overrides, load_template
 from action_rec.training.engine import EpochSetup, TrainStep, train_one_epoch
 from action_rec.training.freezing import BackboneSplit, parse_trainable
@@ -33,8 +42,22 @@ from action_rec.training.schedules import LRSchedule, build_lr_scheduler
 from bench.harness import MODELS, TEMPLATES, bench_command, environment, environment_text, finish_environment
 
 
-def measure(name: str, trainable: str, args: argparse.Namespace) -> tuple[float, float | None]:
-    """(clips/s of the trainer's step on clips, clips/s on cached features or None for ``all``)."""
+def use_plain_paths(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Put PyTorch's plain layers and the optimizer's per-tensor loop back (the baseline of --baseline)."""
+    for module in model.modules():
+        if isinstance(module, SameConv3d):
+            module.__class__ = nn.Conv3d
+        elif isinstance(module, TemporalAvgPool3d):
+            module.__class__ = nn.AvgPool3d
+    for group in optimizer.param_groups:
+        group["fused"] = False
+
+
+def measure(
+    name: str, trainable: str, args: argparse.Namespace, plain: bool = False
+) -> tuple[float, float | None]:
+    """(clips/s of the trainer's step on clips, clips/s on cached features or None for ``all``);
+    ``plain``: with PyTorch's plain paths."""
     template = apply_overrides(
         load_template(TEMPLATES / MODELS[name] / "template.yaml"), [f"training.trainable={trainable}"]
     )
@@ -49,6 +72,8 @@ def measure(name: str, trainable: str, args: argparse.Namespace) -> tuple[float,
     criterion = build_criterion(template)
     schedule = LRSchedule.from_template(template, fine_tune=False)
     optimizer = build_optimizer(model, template, schedule.base_lr)
+    if plain:
+        use_plain_paths(model, optimizer)
     clips = torch.randint(
         0, 256, (args.batch_size, 3, args.clip_len, args.size, args.size), dtype=torch.uint8
     )
@@ -104,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="PyTorch device: cpu, cuda or cuda:N")
     p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA)")
+    p.add_argument("--baseline", action="store_true", help="also time PyTorch's plain paths, in rounds")
+    p.add_argument("--rounds", type=int, default=3, help="with --baseline: rounds of both (median reported)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -119,6 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name in args.models:
         for trainable in args.trainable:
+            if args.baseline:
+                rates: dict[bool, list[float]] = {False: [], True: []}
+                for _ in range(args.rounds):
+                    for plain in rates:
+                        rates[plain].append(measure(name, trainable, args, plain)[0])
+                ours, base = statistics.median(rates[False]), statistics.median(rates[True])
+                print(
+                    f"{name} trainable={trainable}: {ours:.2f} clips/s, PyTorch's plain paths {base:.2f} "
+                    f"clips/s: {ours / base:.2f}x (median of {args.rounds} alternating rounds)"
+                )
+                continue
             rate, cached = measure(name, trainable, args)
             extra = f", {cached:.2f} clips/s on cached features" if cached is not None else ""
             print(

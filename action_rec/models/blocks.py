@@ -15,6 +15,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from action_rec.models.conv import SameConv3d, TemporalAvgPool3d
+
 Activation = Literal["relu", "hswish"]
 BlockVariant = Literal["separable", "channelwise"]
 
@@ -54,9 +56,9 @@ def conv3d(
     groups: int = 1,
     bias: bool = False,
 ) -> nn.Conv3d:
-    """Conv3d with "same" padding ``(k - 1) // 2`` per axis."""
+    """Conv3d with "same" padding ``(k - 1) // 2`` per axis (a :class:`SameConv3d`: the CPU's fast path)."""
     padding = tuple((k - 1) // 2 for k in kernel)
-    return nn.Conv3d(
+    return SameConv3d(
         in_channels, out_channels, kernel, stride=stride, padding=padding, groups=groups, bias=bias
     )
 
@@ -154,7 +156,7 @@ class InvertedResidual3d(nn.Module):
             layers.append(SqueezeExcitation3d(hidden) if cfg.se else nn.Identity())
         layers += conv_bn(hidden, out, proj_kernel)
         if separable and cfg.t_stride > 1:
-            layers.append(nn.AvgPool3d((cfg.t_stride, 1, 1), stride=(cfg.t_stride, 1, 1)))
+            layers.append(TemporalAvgPool3d(cfg.t_stride))
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

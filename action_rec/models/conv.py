@@ -1,0 +1,98 @@
+"""The backbones' 3D convolution, computed the way a CPU runs it fastest, with the same result.
+
+Two exact rewrites, applied per call from the input's shape:
+
+- **Taps that only ever see padding are dropped.** With "same" padding, a ``k``-tap axis over an input
+  of ``n < (k + 1) / 2`` positions (stride 1), or of one position (any stride), only touches the input
+  with its central ``2n - 1`` taps; the rest multiply zeros. Small clips make such maps: at 64 x 64 x 4
+  frames, S3D's last blocks run 5 x 5 depthwise kernels over 2 x 2 maps and 3-tap temporal kernels
+  over one frame. The gradient of a dropped tap is zero, as it is without the rewrite.
+- **A ``1 x k x k`` or ``k x 1 x 1`` kernel runs as a 2D convolution** (time folded into the batch, or
+  height and width folded into one axis) on channels-last CPU tensors, where it is a free view:
+  oneDNN's 2D kernels are 2-6x faster than its 3D ones for these shapes (forward and backward
+  measured on 2 cores, ``bench/conv_paths.py``).
+
+Tracing and ONNX export take the plain ``nn.Conv3d`` path, so exported graphs are unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["SameConv3d", "TemporalAvgPool3d"]
+
+
+def _exporting() -> bool:
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+
+
+def _reach(kernel: int, stride: int, padding: int, size: int) -> int | None:
+    """How many taps either side of the centre can touch an input of ``size`` positions, or ``None``
+    when every tap can (or the padding is not "same")."""
+    if kernel == 1 or kernel % 2 == 0 or padding != kernel // 2:
+        return None
+    if size == 1:
+        return 0
+    if stride == 1 and 2 * size - 1 < kernel:
+        return size - 1
+    return None
+
+
+class SameConv3d(nn.Conv3d):
+    """``nn.Conv3d`` ("same" padding, odd kernels) whose forward drops the taps that only see padding and
+    runs ``1 x k x k`` / ``k x 1 x 1`` kernels as 2D convolutions on channels-last CPU tensors. The
+    parameters, the state-dict and the result are those of ``nn.Conv3d`` (up to float rounding)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _exporting() or self.padding_mode != "zeros" or isinstance(self.padding, str):
+            return super().forward(x)
+        weight, padding = self.weight, list(self.padding)
+        taps: list[slice] = [slice(None), slice(None)]
+        for axis in range(3):
+            reach = _reach(self.kernel_size[axis], self.stride[axis], self.padding[axis], x.shape[2 + axis])
+            if reach is None:
+                taps.append(slice(None))
+            else:
+                centre = self.kernel_size[axis] // 2
+                taps.append(slice(centre - reach, centre + reach + 1))
+                padding[axis] = reach
+        if any(t != slice(None) for t in taps[2:]):
+            weight = weight[tuple(taps)]
+        if x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last_3d):
+            folded = self._as_2d(x, weight, padding)
+            if folded is not None:
+                return folded
+        return F.conv3d(x, weight, self.bias, self.stride, tuple(padding), self.dilation, self.groups)
+
+    def _as_2d(self, x: torch.Tensor, weight: torch.Tensor, padding: list[int]) -> torch.Tensor | None:
+        """The convolution as a 2D one over a free view of the channels-last input, or ``None``."""
+        kt, kh, kw = weight.shape[2:]
+        (st, sh, sw), (n, c, t, h, w) = self.stride, x.shape
+        if self.dilation != (1, 1, 1):
+            return None
+        if kt == 1 and (st == 1 or t == 1):  # 1 x k x k: the frames are a batch of images
+            images = x.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w)
+            y = F.conv2d(images, weight[:, :, 0], self.bias, (sh, sw), padding[1:], 1, self.groups)
+            return y.reshape(n, t, *y.shape[1:]).permute(0, 2, 1, 3, 4)
+        if kh == 1 and kw == 1 and sh == 1 and sw == 1:  # k x 1 x 1: a 2D conv over time x pixels
+            y = F.conv2d(
+                x.reshape(n, c, t, h * w), weight[..., 0], self.bias, (st, 1), (padding[0], 0), 1, self.groups
+            )
+            return y.reshape(*y.shape[:3], h, w)
+        return None
+
+
+class TemporalAvgPool3d(nn.AvgPool3d):
+    """``AvgPool3d((stride, 1, 1))`` that keeps a channels-last input channels-last: PyTorch's CPU kernel
+    returns it contiguous, which would take every later layer off the fast path above."""
+
+    def __init__(self, stride: int) -> None:
+        super().__init__((stride, 1, 1), stride=(stride, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        if not _exporting() and x.is_contiguous(memory_format=torch.channels_last_3d):
+            y = y.contiguous(memory_format=torch.channels_last_3d)
+        return y
