@@ -19,7 +19,8 @@ torch.set_num_threads(1)
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "model_templates" / "custom-action-recognition"
 
 # (input N x C x T x H x W, kernel, stride, groups): maps smaller than the kernel (taps dropped), one
-# frame under a temporal kernel, 1 x k x k and k x 1 x 1 kernels (run as 2D), strided and dense ones.
+# frame under a temporal kernel, 1 x k x k and k x 1 x 1 kernels (run as 2D), depthwise t x k x k ones
+# over small maps (one 2D conv per temporal tap) and larger ones (3D), strided and dense ones.
 CASES = [
     ((2, 12, 1, 2, 2), (1, 5, 5), (1, 1, 1), 12),
     ((2, 12, 1, 1, 1), (1, 3, 3), (1, 1, 1), 12),
@@ -31,6 +32,10 @@ CASES = [
     ((2, 12, 1, 2, 2), (5, 5, 5), (2, 1, 1), 12),
     ((2, 12, 2, 4, 4), (3, 5, 5), (2, 2, 2), 12),
     ((2, 12, 4, 6, 6), (3, 3, 3), (1, 1, 1), 4),
+    ((2, 12, 4, 8, 8), (3, 3, 3), (1, 1, 1), 12),
+    ((2, 12, 3, 5, 5), (5, 3, 3), (2, 1, 1), 12),
+    ((2, 12, 5, 4, 4), (3, 5, 5), (2, 2, 2), 12),
+    ((2, 12, 4, 12, 12), (3, 3, 3), (1, 1, 1), 12),
     ((2, 12, 4, 6, 6), (1, 1, 1), (1, 1, 1), 1),
 ]
 
@@ -47,7 +52,7 @@ def plain_and_fast(kernel, stride, groups, bias):
 @pytest.mark.parametrize("shape,kernel,stride,groups", CASES)
 def test_same_output_and_gradients_as_conv3d(shape, kernel, stride, groups, channels_last):
     torch.manual_seed(0)
-    plain, fast = plain_and_fast(kernel, stride, groups, bias=groups == 1)
+    plain, fast = plain_and_fast(kernel, stride, groups, bias=True)
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
     plain.to(memory_format=fmt)
     fast.to(memory_format=fmt)

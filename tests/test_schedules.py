@@ -100,6 +100,25 @@ def test_agc_clips_only_units_whose_gradient_is_too_large():
     assert torch.allclose(bias.grad, torch.tensor([0.1, -2.0, 2e-4]), rtol=1e-5)
 
 
+def test_agc_over_many_parameters_equals_each_parameter_alone():
+    """The 1-D parameters are clipped in one pass: the same gradients, and the same count, as one by one."""
+    g = torch.Generator().manual_seed(0)
+    shapes = [(4,), (7,), (), (3, 2, 1, 3, 3), (5,), (6, 4)]
+    params = [nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g) * 0.5
+    params[1].grad.zero_()  # a parameter without any clipped unit
+    alone = [p.detach().clone().requires_grad_() for p in params]
+    hits = 0
+    for a, p in zip(alone, params, strict=True):
+        a.grad = p.grad.clone()
+        hits += adaptive_clip_grad_([a], clip=0.2)
+    assert 0 < hits < len(params)
+    assert adaptive_clip_grad_(params, clip=0.2) == hits
+    for a, p in zip(alone, params, strict=True):
+        assert torch.equal(p.grad, a.grad)
+
+
 def test_global_norm_clipping():
     p = nn.Parameter(torch.zeros(2))
     p.grad = torch.tensor([30.0, 40.0])
