@@ -31,7 +31,7 @@ from torch import nn
 
 from action_rec.data import normalize_batch
 from action_rec.models import build_model
-from action_rec.models.conv import SameConv3d, TemporalAvgPool3d
+from action_rec.models.conv import use_plain_layers
 from action_rec.templates import apply_overrides, load_template
 from action_rec.training.engine import EpochSetup, TrainStep, train_one_epoch
 from action_rec.training.freezing import BackboneSplit, parse_trainable
@@ -44,11 +44,7 @@ from bench.harness import MODELS, TEMPLATES, bench_command, environment, environ
 
 def use_plain_paths(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Put PyTorch's plain layers and the optimizer's per-tensor loop back (the baseline of --baseline)."""
-    for module in model.modules():
-        if isinstance(module, SameConv3d):
-            module.__class__ = nn.Conv3d
-        elif isinstance(module, TemporalAvgPool3d):
-            module.__class__ = nn.AvgPool3d
+    use_plain_layers(model)
     for group in optimizer.param_groups:
         group["fused"] = False
 

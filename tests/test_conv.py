@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from action_rec.models import build_model
-from action_rec.models.conv import SameConv3d, TemporalAvgPool3d
+from action_rec.models.conv import SameConv3d, TemporalAvgPool3d, use_plain_layers
 from action_rec.templates import load_template
 
 torch.set_num_threads(1)
@@ -95,11 +95,7 @@ def test_backbone_on_small_clips_matches_plain_layers(name):
     model = build_model(load_template(TEMPLATE_DIR / name / "template.yaml"), num_classes=5).eval()
     plain = build_model(load_template(TEMPLATE_DIR / name / "template.yaml"), num_classes=5).eval()
     plain.load_state_dict(model.state_dict())
-    for module in plain.modules():
-        if isinstance(module, SameConv3d):
-            module.__class__ = nn.Conv3d
-        elif isinstance(module, TemporalAvgPool3d):
-            module.__class__ = nn.AvgPool3d
+    use_plain_layers(plain)
     x = torch.randn(2, 3, 4, 64, 64).contiguous(memory_format=torch.channels_last_3d)
     model.to(memory_format=torch.channels_last_3d)
     with torch.no_grad():

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SameConv3d", "TemporalAvgPool3d"]
+__all__ = ["SameConv3d", "TemporalAvgPool3d", "use_plain_layers"]
 
 
 # Maps of at most this many pixels (8 x 8) take the per-tap path of depthwise t x k x k kernels.
@@ -53,7 +53,8 @@ def _reach(kernel: int, stride: int, padding: int, size: int) -> int | None:
 
 class SameConv3d(nn.Conv3d):
     """``nn.Conv3d`` ("same" padding, odd kernels) whose forward drops the taps that only see padding and
-    runs ``1 x k x k`` / ``k x 1 x 1`` kernels as 2D convolutions on channels-last CPU tensors. The
+    runs ``1 x k x k`` / ``k x 1 x 1`` kernels, and depthwise ones over small maps tap by tap, as 2D
+    convolutions on channels-last CPU tensors. The
     parameters, the state-dict and the result are those of ``nn.Conv3d`` (up to float rounding)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,3 +134,14 @@ class TemporalAvgPool3d(nn.AvgPool3d):
         if not _exporting() and x.is_contiguous(memory_format=torch.channels_last_3d):
             y = y.contiguous(memory_format=torch.channels_last_3d)
         return y
+
+
+def use_plain_layers(model: nn.Module) -> nn.Module:
+    """Turn this module's layers in `model` back into PyTorch's plain ``nn.Conv3d`` / ``nn.AvgPool3d``
+    (same parameters), in place: the baseline that benchmarks and tests compare against."""
+    for module in model.modules():
+        if isinstance(module, SameConv3d):
+            module.__class__ = nn.Conv3d
+        elif isinstance(module, TemporalAvgPool3d):
+            module.__class__ = nn.AvgPool3d
+    return model
