@@ -285,9 +285,19 @@ def test_init_from_scratch(name):
     assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / n), rel=0.05)
     assert abs(conv.weight.mean().item()) < 0.1 * math.sqrt(2 / n)
     zero_init = {id(up.conv[4]) for up in getattr(model.backbone, "lgd_upsample", {}).values()}
+    residual = [block for block in model.backbone.features[1:] if block.use_residual]
+    assert len(residual) >= 5
+    zero_init |= {id([m for m in block.conv if isinstance(m, nn.BatchNorm3d)][-1]) for block in residual}
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm3d) and id(m) not in zero_init:
-            assert (m.weight == 1).all() and not m.bias.any()
+        if isinstance(m, nn.BatchNorm3d):
+            assert not m.bias.any()
+            assert not m.weight.any() if id(m) in zero_init else (m.weight == 1).all()
+    # A residual block starts as the identity, in training as in eval mode.
+    block = residual[0]
+    x = torch.randn(2, block.conv[0].in_channels, 4, 8, 8)
+    for mode in (True, False):
+        block.train(mode)
+        torch.testing.assert_close(block(x), x)
     torch.testing.assert_close(model.cls_head.fc_angular.weight.norm(dim=0), torch.ones(27))
 
 

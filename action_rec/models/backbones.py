@@ -100,6 +100,9 @@ class MobileNetV3Backbone3d(nn.Module):
     (conv 1x3x3 stride 2, BN, h-swish), ``features[1..]`` the blocks, ``conv`` the output conv; with
     ``lgd``: ``lgd_upsample.upsample_m``, ``lgd_pool.pooling_m``, ``lgd_glob.glob_m``.
 
+    From scratch: the original's init (`init_weights`), except that every residual block starts as
+    the identity (`InvertedResidual3d.zero_init_last_bn`), which trains faster.
+
     The forward is a walk over `stages()` (``features[m]`` with its LGD pieces, then the output conv);
     `forward_stages` runs any contiguous range of them, so that training can run a frozen prefix apart
     from the rest (:mod:`action_rec.training.freezing`) or start from cached features.
@@ -136,6 +139,8 @@ class MobileNetV3Backbone3d(nn.Module):
                 }
             )
         init_weights(self)
+        for block in self.features[1:]:
+            block.zero_init_last_bn()
         if lgd:
             for module in self.lgd_upsample.values():
                 module.reset_last_bn()
