@@ -167,9 +167,9 @@ class InvertedResidual3d(nn.Module):
         """Start a residual block as the identity: its last BN's weight 0 (call after `init_weights`).
 
         Training from scratch then starts from a shallow network that each block deepens as it learns
-        (Goyal et al. 2017, timm's ``zero_init_last``). On the quick start's recordings S3D reached 77 %
-        validation top-1 in 10 epochs instead of 45 %. Loaded weights replace it; blocks without the
-        residual keep their BN at 1.
+        (Goyal et al. 2017, timm's ``zero_init_last``). On the quick start's recordings S3D reached
+        77 % validation top-1 in a 10-epoch schedule instead of 46 %. Loaded weights replace it; blocks
+        without the residual keep their BN at 1.
         """
         if self.use_residual:
             bn = [m for m in self.conv if isinstance(m, nn.BatchNorm3d)][-1]
