@@ -77,7 +77,7 @@ QUICK_SETTINGS = [
 ]
 QUICK_TRAINING = {"batch_size": 8, "base_learning_rate": 0.0007}
 # With residual blocks that start as the identity S3D learns these classes in 3 epochs (96 % after 3
-# of 10, 98.6 % after 5 of 5; it took 4-6 before); X3D in fewer (96 % after 3 of 3), at half
+# of 10, 98.6 % after 5 of 5; it took 4-6 before); X3D in 3 as well (96 % after 3 of 3), at half
 # S3D's speed per clip on a CPU.
 QUICK_EPOCHS = {"s3d": 5, "x3d": 3}
 # Fine-tuning on a CPU (--finetune, bench.finetune_transfer): fewer clips get more epochs, so that
