@@ -35,6 +35,7 @@ from action_rec.models.conv import use_plain_layers
 from action_rec.templates import apply_overrides, load_template
 from action_rec.training.engine import EpochSetup, TrainStep, train_one_epoch
 from action_rec.training.freezing import BackboneSplit, parse_trainable
+from action_rec.training.host_memory import keep_freed_memory
 from action_rec.training.logs import RunLog
 from action_rec.training.losses import build_criterion
 from action_rec.training.optim import build_optimizer
@@ -127,7 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA)")
     p.add_argument("--baseline", action="store_true", help="also time PyTorch's plain paths, in rounds")
     p.add_argument("--rounds", type=int, default=3, help="with --baseline: rounds of both (median reported)")
+    p.add_argument(
+        "--malloc-default",
+        action="store_true",
+        help="leave glibc's malloc thresholds alone (the trainer fixes them on a CPU: training/host_memory.py)",
+    )
     args = p.parse_args(argv)
+    kept = not args.malloc_default and args.device == "cpu" and keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
     command = bench_command("bench.train_throughput", argv)
@@ -138,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"device {args.device}, "
         f"batch {args.batch_size} x 3 x {args.clip_len} x {args.size} x {args.size}, {args.warmup} warm-up + "
-        f"{args.iters} timed iterations of the trainer's train_one_epoch (AM-Softmax, clipping, optimizer step)"
+        f"{args.iters} timed iterations of the trainer's train_one_epoch (AM-Softmax, clipping, optimizer step); "
+        f"freed host memory {'kept for the next step, as the trainer does' if kept else 'as malloc decides'}"
     )
     for name in args.models:
         for trainable in args.trainable:

@@ -67,6 +67,19 @@ def test_score_averager_means_the_last_windows():
     np.testing.assert_allclose(avg(np.array([0.0, 1.0])), [0.0, 1.0])
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_score_averager_is_numpys_mean_to_the_bit(size):
+    """Its own summation gives what np.mean over the last `size` windows gives, bit for bit (the
+    timeline calibration replays it and must match the live demo)."""
+    rng = np.random.default_rng(size)
+    avg, recent = ScoreAverager(size), []
+    for _ in range(50):
+        probs = rng.dirichlet(np.ones(7)).astype(np.float32)
+        recent = [*recent, probs][-size:]
+        out = avg(probs)
+        assert out.dtype == np.float32 and np.array_equal(out, np.mean(recent, axis=0))
+
+
 class ScriptedModel:
     """Stands in for ExportedModel: clip k gets the k-th class probabilities of `plan`."""
 

@@ -24,9 +24,10 @@ records N long synthetic videos of the six motions (16-64 frames each, at varied
 jittering gaps and scene cuts between them) and the segment CSV a labelling tool exports
 (make_synthetic_dataset.py --recordings), prepares them with tools/prepare_dataset.py (training clips
 inside the segments, no_action clips mined from the gaps, 10 % of the recordings held out for testing
-and 10 % for validation), trains on 4 frames every 4th, exports with the timeline settings calibrated
-on the validation recordings (model.json), and measures the held-out recordings' timelines with
-tools/eval_timeline.py (frame accuracy, F1@0.10/0.25/0.50, edit score, per-class F1, PNGs).
+and 10 % for validation), trains on 4 frames every 4th of 56 x 56 in batches of 32 (S3D) or 64
+(X3D), exports with the timeline settings calibrated on the validation recordings (model.json), and
+measures the held-out recordings' timelines with tools/eval_timeline.py (frame accuracy,
+F1@0.10/0.25/0.50, edit score, per-class F1, PNGs).
 
     venv/bin/python tools/quickstart.py --finetune                      # fine-tuning on a CPU, < 10 min
 
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -141,14 +143,23 @@ RECORDINGS = {"num_classes": 6, "segments_per_class": 4, "action_frames": "16-64
 # recordings held out for testing and 10 % for validation (the timeline settings are calibrated on those).
 PREPARE = {"clip_s": 0.54, "margin_s": 0.1, "test_videos": 0.1, "val_fraction": 0.1}
 # The model window on recordings: 4 frames every 4th (the same 16 frames as the trimmed clips' 8 every
-# 2nd, at half the cost; the motion between two frames is twice as large).
-RECORDING_SETTINGS = [*QUICK_SETTINGS, "input.clip_len=4", "input.frame_interval=4"]
-# From scratch S3D needs many epochs before it tells the directions apart inside long motions (its
-# temporal kernels see one pixel at a time): 20-25 when its residual blocks started at the original's
-# init, 11-15 now that they start as the identity (89 % after 11, 96 % after 15 of 24); X3D, whose
-# depthwise kernels span time and space, 7-9 (94 % after 7 of 10).
-RECORDING_EPOCHS = {"s3d": 24, "x3d": 10}
-RECORDING_LEARNING_RATE = 0.001
+# 2nd, at half the cost; the motion between two frames is twice as large), 56 x 56 pixels: at 48 S3D
+# stalls at 93 % (slow growth against jittering stills), 64 costs 1.8x as much per clip.
+RECORDING_SETTINGS = [*QUICK_SETTINGS, "input.clip_len=4", "input.frame_interval=4", "input.size=56",
+                      "input.resize_short=63"]  # fmt: skip
+# Large batches: a CPU training step over clips this small is mostly per-call overhead (S3D's step: 150
+# clips/s at 56 x 56 in batches of 32, about 100 in batches of 8; X3D's: 100 in batches of 64, 80 in
+# batches of 32). From scratch the onset of direction is a matter of clips seen, and it comes as early in
+# batches of 32 at twice the rate as in batches of 8 (S3D, 48 x 48: 68 % after 7 epochs against 48 %).
+RECORDING_TRAINING = {
+    "s3d": {"batch_size": 32, "base_learning_rate": 0.002},
+    "x3d": {"batch_size": 64, "base_learning_rate": 0.003},
+}
+# From scratch S3D needs several epochs before it tells the directions apart inside long motions (its
+# temporal kernels see one pixel at a time); with residual blocks that start as the identity the onset
+# comes after 4-5 (87 % after 7, 96 % after 13 of 14); X3D, whose depthwise kernels span time and space,
+# after 4 (95 % after 8, 97 % after 9 of 10).
+RECORDING_EPOCHS = {"s3d": 14, "x3d": 10}
 
 
 def run(command: list[str], cwd: Path | None = None) -> float:
@@ -160,6 +171,13 @@ def run(command: list[str], cwd: Path | None = None) -> float:
         print(f"quickstart: the command above failed (exit status {status})", file=sys.stderr)
         sys.exit(status)
     return time.monotonic() - start
+
+
+def default_workers(device: str) -> int:
+    """Loader processes for training on `device`: none on a CPU of two cores or fewer, where loader
+    processes take turns with the two training threads (X3D's recordings quick start trained 64 clips/s
+    loading in-process, 51 with 2 workers; the clips are the same either way), else 2."""
+    return 0 if device in ("cpu", "auto") and (os.cpu_count() or 1) <= 2 else 2
 
 
 def make_data(data_dir: Path, args: argparse.Namespace) -> None:
@@ -290,14 +308,15 @@ def quickstart(model: str, data_root: Path, args: argparse.Namespace) -> dict:
     outputs = work_dir / "outputs"
     overrides = (RECORDING_SETTINGS if recordings else QUICK_SETTINGS) + list(args.set)
     epochs = args.epochs or (RECORDING_EPOCHS if recordings else QUICK_EPOCHS)[model]
+    training = RECORDING_TRAINING[model] if recordings else QUICK_TRAINING
     print(f"\nTrain {template.parent.name} from scratch (quick-start settings, --set: {' '.join(overrides)})")
     train = [
         sys.executable, str(work_dir / "train.py"),
         "--train-ann-files", "train.txt", "--train-data-roots", str(data_root),
         "--val-ann-files", "val.txt", "--val-data-roots", str(data_root),
         "--save-checkpoints-to", str(outputs),
-        "--epochs", str(epochs), "--batch-size", str(args.batch_size),
-        "--base-learning-rate", str(args.base_learning_rate or (RECORDING_LEARNING_RATE if recordings else QUICK_TRAINING["base_learning_rate"])),
+        "--epochs", str(epochs), "--batch-size", str(args.batch_size or training["batch_size"]),
+        "--base-learning-rate", str(args.base_learning_rate or training["base_learning_rate"]),
         "--workers", str(args.workers), "--device", args.device, "--nproc", str(args.nproc),
         "--seed", str(args.seed), "--set", *overrides,
     ]  # fmt: skip
@@ -437,13 +456,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--model", choices=["s3d", "x3d", "all"], default="s3d", help="which template (all: both)")
     p.add_argument("--out-dir", type=Path, default=Path("quickstart"), help="where data and work dirs go")
-    p.add_argument("--epochs", type=int, default=None, help=f"default: {QUICK_EPOCHS}")
-    p.add_argument("--batch-size", type=int, default=QUICK_TRAINING["batch_size"])
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"default: {QUICK_EPOCHS}, with --recordings {RECORDING_EPOCHS}",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help=f"default: {QUICK_TRAINING['batch_size']}, with --recordings "
+        f"{ {m: t['batch_size'] for m, t in RECORDING_TRAINING.items()} }",
+    )
     p.add_argument(
         "--base-learning-rate",
         type=float,
         default=None,
-        help=f"default: {QUICK_TRAINING['base_learning_rate']}, with --recordings {RECORDING_LEARNING_RATE}",
+        help=f"default: {QUICK_TRAINING['base_learning_rate']}, with --recordings "
+        f"{ {m: t['base_learning_rate'] for m, t in RECORDING_TRAINING.items()} }",
     )
     p.add_argument("--train-per-class", type=int, default=TRIMMED_DATA["train_per_class"])
     p.add_argument("--val-per-class", type=int, default=TRIMMED_DATA["val_per_class"])
@@ -466,7 +497,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="--recordings: also export an INT8 IR (the trimmed quick start always does)",
     )
-    p.add_argument("--workers", type=int, default=2, help="data loading processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="data loading processes (default: 0, loading in the training process, on a CPU of 2 cores or "
+        "fewer; else 2)",
+    )
     add_torch_device_flag(p)
     p.add_argument("--nproc", type=int, default=1, help="training processes (train.py --nproc)")
     p.add_argument("--seed", type=int, default=0)
@@ -494,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     args.out_dir = args.out_dir.resolve()
+    if args.workers is None:
+        args.workers = default_workers(args.device)
     if args.finetune:
         return finetune_quickstart(args)
     start = time.monotonic()

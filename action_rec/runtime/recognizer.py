@@ -226,7 +226,7 @@ class Recognizer:
         centre = None
         if job.centre_s is not None:
             self._centres.append(job.centre_s)
-            centre = float(np.mean(self._centres))
+            centre = sum(self._centres) / len(self._centres)
         return Prediction(
             job.index,
             job.start_frame,

@@ -147,7 +147,9 @@ class EpochSeededDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]):
         epoch, index = key
         with torch.random.fork_rng(devices=[]):  # leave the caller's stream alone (workers=0)
-            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            # the CPU generator alone: torch.manual_seed also queues a lazy CUDA seed, with a stack trace,
+            # per clip (a quarter of a clip's loading time)
+            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
             return self.dataset[index]
 
 

@@ -20,6 +20,7 @@ from action_rec.errors import UserError
 from action_rec.templates import Template
 from action_rec.training import distributed as distrib
 from action_rec.training.engine import TrainingError
+from action_rec.training.host_memory import keep_freed_memory
 from action_rec.training.trainer import Trainer, TrainOptions, TrainResult
 
 __all__ = ["select_device", "run_process", "train"]
@@ -48,6 +49,8 @@ def run_process(
     Returns (the result on rank 0, else None; the trained model; the number of optimizer steps).
     """
     info = distrib.ProcessInfo(rank, world_size, local_rank, select_device(options, local_rank))
+    if info.device.type == "cpu":
+        keep_freed_memory()  # the next step reuses what this one freed (see host_memory)
     trainer = Trainer(template, options, info)
     try:
         result = trainer.run()
