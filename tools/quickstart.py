@@ -147,9 +147,10 @@ PREPARE = {"clip_s": 0.54, "margin_s": 0.1, "test_videos": 0.1, "val_fraction": 
 # stalls at 93 % (slow growth against jittering stills), 64 costs 1.8x as much per clip.
 RECORDING_SETTINGS = [*QUICK_SETTINGS, "input.clip_len=4", "input.frame_interval=4", "input.size=56",
                       "input.resize_short=63"]  # fmt: skip
-# Large batches: a CPU training step over clips this small is mostly per-call overhead (S3D's step: 150
-# clips/s at 56 x 56 in batches of 32, about 100 in batches of 8; X3D's: 100 in batches of 64, 80 in
-# batches of 32). From scratch the onset of direction is a matter of clips seen, and it comes as early in
+# Large batches: a CPU training step over clips this small is mostly per-call overhead (S3D's step at
+# 48 x 48: 205 clips/s in batches of 32, 114 in batches of 8; X3D's at 56 x 56: 91-114 in batches of
+# 64, 76-87 in batches of 32; python -m bench.train_throughput --size S --clip-len 4 --batch-size B).
+# From scratch the onset of direction is a matter of clips seen, and it comes as early in
 # batches of 32 at twice the rate as in batches of 8 (S3D, 48 x 48: 68 % after 7 epochs against 48 %).
 RECORDING_TRAINING = {
     "s3d": {"batch_size": 32, "base_learning_rate": 0.002},

@@ -15,6 +15,7 @@ import datetime
 import os
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "epoch_seed",
     "seed_everything",
     "sample_seed",
+    "seeded_sample",
     "EpochSampler",
     "EpochSeededDataset",
     "ShardSampler",
@@ -106,6 +108,17 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, index, 1]).generate_state(1)[0])
 
 
+@contextmanager
+def seeded_sample(seed: int, epoch: int, index: int) -> Iterator[None]:
+    """Torch's CPU generator seeded for sample `index` in `epoch` inside the block, the caller's stream
+    restored after it (workers=0 loads in the training process). The CPU generator alone:
+    ``torch.manual_seed`` also queues a lazy CUDA seed with a stack trace, a quarter of a small clip's
+    loading time."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(sample_seed(seed, epoch, index))
+        yield
+
+
 class EpochSampler(Sampler[tuple[int, int]]):
     """Wraps a sampler of indices into one of ``(epoch, index)`` keys for `EpochSeededDataset`.
 
@@ -146,10 +159,7 @@ class EpochSeededDataset(Dataset):
 
     def __getitem__(self, key: tuple[int, int]):
         epoch, index = key
-        with torch.random.fork_rng(devices=[]):  # leave the caller's stream alone (workers=0)
-            # the CPU generator alone: torch.manual_seed also queues a lazy CUDA seed, with a stack trace,
-            # per clip (a quarter of a clip's loading time)
-            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
+        with seeded_sample(self.seed, epoch, index):
             return self.dataset[index]
 
 

@@ -4,9 +4,10 @@ A training step on the CPU allocates and frees the same large activation buffers
 glibc's malloc hands freed blocks above its mmap threshold (and the heap's free top) back to the kernel
 and gets them again, page by page zeroed, on the next step: with batches of 32-64 small clips about a
 seventh of the training process's CPU time went to the kernel. Fixed thresholds keep blocks of up
-to 32 MB in the heap (X3D's step, 64 clips of 4 x 56 x 56 on 2 cores: 82-93 clips/s before, 93-109
-after, measured side by side with ``python -m bench.train_throughput``'s step). The heap then stays at
-its peak size until the process ends, which a training process reaches anyway.
+to 32 MB in the heap: X3D's step, 64 clips of 4 x 56 x 56 on 2 cores, 100.5-114.5 clips/s against
+79.9-99.2 (three side-by-side pairs of ``python -m bench.train_throughput --size 56 --clip-len 4
+--batch-size 64 --iters 6 --models x3d`` with and without ``--malloc-default``, 2026-12-04, AMD EPYC).
+The heap then stays at its peak size until the process ends, which a training process reaches anyway.
 """
 
 from __future__ import annotations

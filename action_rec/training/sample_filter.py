@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from action_rec.data.sampling import clip_span, weighted_offset
-from action_rec.training.distributed import EpochSampler, sample_seed
+from action_rec.training.distributed import EpochSampler, seeded_sample
 from action_rec.training.run_state import CheckpointError
 
 __all__ = ["SampleFilter", "FilteredEpochSampler", "FilteredClips"]
@@ -142,8 +142,5 @@ class FilteredClips(Dataset):
 
     def __getitem__(self, key: tuple[int, int, int]) -> tuple[torch.Tensor, int]:
         epoch, index, offset = key
-        with torch.random.fork_rng(devices=[]):  # leave the caller's stream alone (workers=0)
-            # the CPU generator alone: torch.manual_seed also queues a lazy CUDA seed, with a stack trace,
-            # per clip (a quarter of a clip's loading time)
-            torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
+        with seeded_sample(self.seed, epoch, index):
             return self.dataset.training_item(index, offset)
