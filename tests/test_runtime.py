@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from action_rec.runtime.frames import (
     FramePreprocessor,
@@ -93,3 +94,39 @@ def test_a_normalized_clip_goes_back_to_its_pixels_in_every_input_format():
     np.testing.assert_array_equal(bgr8[0], frames[..., ::-1])
     same = dataset_clip_to_input(normalized[None], {**meta_input, "format": "normalized"})
     np.testing.assert_array_equal(same, normalized[None])
+
+
+class _FailingCore:
+    """A Core whose compile fails the way OpenVINO's CPU plugin does when a node has no kernel."""
+
+    def compile_model(self, model, device, config):
+        raise RuntimeError(
+            "Exception from src/inference/src/cpp/core.cpp:112:\n"
+            "Supported primitive descriptors list is empty for node: pool type: Pooling\n"
+        )
+
+
+def test_a_failed_compile_names_a_onednn_isa_cap_in_the_environment(monkeypatch):
+    """OpenVINO's CPU plugin obeys ONEDNN_MAX_CPU_ISA (set for PyTorch's sake, say) yet still picks bf16
+    by the CPU's flags, so an IR that compiles elsewhere fails in that process: the error says so."""
+    import openvino as ov
+
+    from action_rec.runtime.compile import CompileError, compile_with_hint
+
+    param = ov.opset13.parameter([1, 4], ov.Type.f32, name="x")
+    model = ov.Model([ov.opset13.relu(param)], [param], "tiny")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    with pytest.raises(CompileError) as plain_error:
+        compile_with_hint(model, "default", core=_FailingCore())
+    plain = str(plain_error.value)
+    assert plain.startswith("tiny: OpenVINO cannot compile it for CPU with default settings: Supported")
+    assert "MAX_CPU_ISA" not in plain
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    with pytest.raises(CompileError) as capped_error:
+        compile_with_hint(model, "default", core=_FailingCore())
+    capped = capped_error.value
+    assert str(capped).startswith(plain) and "ONEDNN_MAX_CPU_ISA=AVX2 is set" in str(capped)
+    assert capped.reason.startswith("Supported primitive descriptors list is empty")
+    assert "\n" not in str(capped)

@@ -11,6 +11,7 @@ script all go through it (and through the process's one Core).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -122,5 +123,27 @@ def compile_with_hint(
         ]
         reason = lines[-1].strip() if lines else type(exc).__name__
         raise CompileError(
-            f"{name}: OpenVINO cannot compile it for {device} with {hint} settings: {reason}", reason
+            f"{name}: OpenVINO cannot compile it for {device} with {hint} settings: {reason}"
+            f"{_isa_cap_note(device)}",
+            reason,
         ) from None
+
+
+def _isa_cap_note(device: str) -> str:
+    """Why a CPU compile may fail in this process alone: oneDNN's instruction-set cap in the environment
+    (set to make PyTorch reproducible, say). OpenVINO's CPU plugin obeys it too, yet picks bf16 by the
+    CPU's own flags: with ``ONEDNN_MAX_CPU_ISA=AVX2`` on a bf16 CPU an FP32 IR's pooling has no kernel
+    under the default and bf16 settings (it compiles with f32). Empty when no cap is set."""
+    if not device.upper().startswith(("CPU", "AUTO", "HETERO", "MULTI")):
+        return ""
+    caps = [
+        f"{var}={os.environ[var]}"
+        for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+        if os.environ.get(var)
+    ]
+    if not caps:
+        return ""
+    return (
+        f" ({' and '.join(caps)} is set in this environment: OpenVINO's CPU plugin caps its kernels by it "
+        "as well, while it still picks bf16 from the CPU's own flags; unset it where OpenVINO runs)"
+    )
