@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     passed = args.quickstart_args[1:] if args.quickstart_args[:1] == ["--"] else args.quickstart_args
     with tempfile.TemporaryDirectory(prefix="other_kernels.") as tmp:
         env = capped_environment(args.isa, Path(tmp))
-        capped, usual = training_isa(env, Path(tmp)), training_isa(dict(os.environ), Path(tmp) / "probe")
+        capped, usual = training_isa(env, Path(tmp)), training_isa(dict(os.environ), Path(tmp))
         print(f"command: {bench_command('bench.other_kernels', argv)}")
         print(f"training with ONEDNN_MAX_CPU_ISA={args.isa}: oneDNN in train.py uses {capped}")
         print(f"everything else as usual: oneDNN uses {usual}", flush=True)
