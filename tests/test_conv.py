@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from action_rec.models import build_model
-from action_rec.models.conv import SameConv3d, TemporalAvgPool3d, use_plain_layers
+from action_rec.models.conv import SameConv3d, TemporalAvgPool3d, depthwise_input_grad, use_plain_layers
 from action_rec.templates import load_template
 
 torch.set_num_threads(1)
@@ -20,7 +20,8 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "model_templates" / "custom
 
 # (input N x C x T x H x W, kernel, stride, groups): maps smaller than the kernel (taps dropped), one
 # frame under a temporal kernel, 1 x k x k and k x 1 x 1 kernels (run as 2D), depthwise t x k x k ones
-# over small maps (one 2D conv per temporal tap) and larger ones (3D), strided and dense ones.
+# over small maps (one 2D conv per temporal tap) and larger ones (3D, the input gradient by forward
+# convolutions per phase of the stride), strided and dense ones.
 CASES = [
     ((2, 12, 1, 2, 2), (1, 5, 5), (1, 1, 1), 12),
     ((2, 12, 1, 1, 1), (1, 3, 3), (1, 1, 1), 12),
@@ -36,6 +37,9 @@ CASES = [
     ((2, 12, 3, 5, 5), (5, 3, 3), (2, 1, 1), 12),
     ((2, 12, 5, 4, 4), (3, 5, 5), (2, 2, 2), 12),
     ((2, 12, 4, 12, 12), (3, 3, 3), (1, 1, 1), 12),
+    ((2, 12, 4, 12, 12), (3, 3, 3), (1, 2, 2), 12),
+    ((2, 12, 3, 11, 9), (3, 5, 5), (1, 2, 2), 12),
+    ((2, 12, 5, 9, 10), (3, 3, 3), (2, 2, 2), 12),
     ((2, 12, 4, 6, 6), (1, 1, 1), (1, 1, 1), 1),
 ]
 
@@ -68,6 +72,50 @@ def test_same_output_and_gradients_as_conv3d(shape, kernel, stride, groups, chan
     torch.testing.assert_close(fast.weight.grad, plain.weight.grad, rtol=1e-5, atol=1e-5)
     if channels_last:  # the next layer stays on the fast path
         assert y_fast.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+# (input T x H x W, kernel, stride, padding): "same" and other paddings, strides 1-3, kernels with
+# fewer taps than the stride (phases that no tap reaches), maps smaller than a stride.
+INPUT_GRAD_CASES = [
+    ((4, 14, 14), (3, 3, 3), (1, 1, 1), (1, 1, 1)),
+    ((4, 28, 28), (3, 3, 3), (1, 2, 2), (1, 1, 1)),
+    ((4, 14, 13), (3, 5, 5), (1, 2, 2), (1, 2, 2)),
+    ((5, 7, 8), (5, 3, 3), (2, 3, 2), (2, 1, 0)),
+    ((3, 9, 9), (1, 1, 3), (1, 2, 3), (0, 0, 1)),
+    ((2, 1, 6), (3, 1, 5), (2, 2, 2), (1, 0, 1)),
+]
+
+
+@pytest.mark.parametrize("size,kernel,stride,padding", INPUT_GRAD_CASES)
+def test_depthwise_input_gradient_matches_pytorch(size, kernel, stride, padding):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, *size).contiguous(memory_format=torch.channels_last_3d)
+    weight = torch.randn(5, 1, *kernel)
+    y = torch.nn.functional.conv3d(x, weight, None, stride, padding, 1, 5)
+    grad = torch.randn_like(y).contiguous(memory_format=torch.channels_last_3d)
+    expected = torch.ops.aten.convolution_backward(
+        grad, x, weight, None, stride, padding, (1, 1, 1), False, (0, 0, 0), 5, (True, False, False)
+    )[0]
+    got = depthwise_input_grad(grad, weight, x.shape, stride, padding)
+    assert got.shape == x.shape
+    assert got.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_gradients_when_only_one_side_needs_them():
+    """A frozen kernel still passes the input gradient back, and a frozen input still trains the kernel."""
+    plain, fast = plain_and_fast((3, 3, 3), (1, 2, 2), 12, bias=False)
+    x = torch.randn(2, 12, 4, 12, 12).contiguous(memory_format=torch.channels_last_3d)
+    fast.weight.requires_grad_(False)
+    x_fast, x_plain = x.clone().requires_grad_(), x.clone().requires_grad_()
+    fast(x_fast).square().sum().backward()
+    plain(x_plain).square().sum().backward()
+    torch.testing.assert_close(x_fast.grad, x_plain.grad, rtol=1e-5, atol=1e-5)
+    fast.weight.requires_grad_(True)
+    plain.weight.grad = None
+    fast(x).square().sum().backward()
+    plain(x).square().sum().backward()
+    torch.testing.assert_close(fast.weight.grad, plain.weight.grad, rtol=1e-5, atol=1e-4)
 
 
 def test_taps_that_only_see_padding_get_no_gradient():
