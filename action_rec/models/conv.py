@@ -194,8 +194,10 @@ def depthwise_input_grad(
         phases.append((positions, y[(slice(None), slice(None), *crops)]))
     if everywhere and len(phases) == 1 and phases[0][1].shape == input_shape:  # stride 1
         return phases[0][1].contiguous(memory_format=torch.channels_last_3d)
-    empty = grad.new_empty if everywhere else grad.new_zeros
-    out = empty(input_shape).contiguous(memory_format=torch.channels_last_3d)
+    # made channels-last (converting a new tensor would copy it whole)
+    out = torch.empty(input_shape, dtype=grad.dtype, device=grad.device, memory_format=torch.channels_last_3d)
+    if not everywhere:
+        out.zero_()
     for positions, y in phases:
         out[(slice(None), slice(None), *positions)] = y
     return out
