@@ -18,8 +18,9 @@ Exact rewrites, applied per call from the input's shape:
   the 3D kernel is as fast or faster, and is kept.
 - **The input gradient of a depthwise 3D kernel is computed by forward convolutions** (one per phase of
   the stride, with that phase's taps flipped), the weight gradient by oneDNN as before. oneDNN's
-  backward-data kernel for 3D depthwise convolutions is 5-8x slower than its forward: X3D's 3 x 3 x 3
-  one over 4 x 14 x 14 maps (batch 64, 2 cores) took 19 ms for the input gradient, 2.4 ms this way.
+  backward-data kernel for 3D depthwise convolutions is 2-12x slower than this on X3D's shapes (its
+  3 x 3 x 3 one over 4 x 14 x 14 maps, batch 64, 2 cores: 19 ms against 2.4); X3D's whole training step
+  in batches of 64 clips of 4 x 56 x 56 is about 10 % faster.
 
 ``python -m bench.train_throughput --size 64 --clip-len 4 --baseline`` times a training step both ways.
 
