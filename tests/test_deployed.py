@@ -3,6 +3,8 @@ INT8 quantizer's CPU fixes, the graph-rewrite check and the "no action" threshol
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
@@ -83,6 +85,16 @@ def test_eval_of_exported_models_matches_the_checkpoint(exported, synthetic_data
             path.parent / "per_class_accuracy.csv"
         ).is_file()
     assert metrics["fp32_f32"]["accuracy"] == metrics["checkpoint"]["accuracy"]
+    # Clip by clip the IR predicts what the checkpoint predicts, with the same probabilities (the class
+    # names differ: the export renamed the checkpoint's classes with --class-names).
+    clips = {name: list(csv.DictReader((tmp_path / name / "predictions.csv").open())) for name in runs}
+    assert len(clips["checkpoint"]) == len(clips["fp32_f32"]) > 0
+    renamed = dict(zip(NAMES, (synthetic_dataset / "label_map.txt").read_text().split(), strict=True))
+    for ours, deployed in zip(clips["checkpoint"], clips["fp32_f32"], strict=True):
+        assert ours["annotation"] == deployed["annotation"] and ours["correct"] == deployed["correct"]
+        assert renamed[ours["predicted_class"]] == deployed["predicted_class"]
+        for column in ("probability", "true_probability"):
+            assert float(ours[column]) == pytest.approx(float(deployed[column]), abs=2e-3)
     assert metrics["onnx"]["accuracy"] == metrics["checkpoint"]["accuracy"]
     assert metrics["fp32_f32"]["execution_precision"] == "f32"
     assert (

@@ -105,6 +105,18 @@ def test_metrics_match_the_models_own_predictions(data, trained, tmp_path, capsy
     assert (tmp_path / "report" / "confusion_matrix.png").stat().st_size > 1000
     assert "4x32x32" in capsys.readouterr().out
 
+    # predictions.csv: every clip, in annotation order, with the model's own prediction and probabilities.
+    probabilities = model.probabilities(scores)
+    clips = list(csv.DictReader((tmp_path / "report" / "predictions.csv").open()))
+    assert [c["annotation"] for c in clips] == [f"{data / 'val.txt'}:{i}" for i in range(1, 10)]
+    names = ["moving_left", "moving_right", "rotating_clockwise"]
+    for clip, record, row, label in zip(clips, dataset.records, probabilities, labels, strict=True):
+        assert clip["video"] == record.rel_dir and int(clip["end_frame"]) == record.clip_end
+        assert clip["true_class"] == names[label] and clip["predicted_class"] == names[row.argmax()]
+        assert clip["correct"] == str(int(row.argmax() == label))
+        assert float(clip["probability"]) == pytest.approx(row.max().item(), abs=1e-4)
+        assert float(clip["true_probability"]) == pytest.approx(row[label].item(), abs=1e-4)
+
 
 def test_bare_snapshot_with_matching_head(data, trained, tmp_path):
     weights, model, _ = trained

@@ -558,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
             f"    work dir     {r['work_dir']}\n"
             f"    checkpoints  {r['outputs']}/best.pth, latest.pth\n"
             f"    logs         {r['outputs']}/train.log, metrics.jsonl, training_curves.png\n"
-            f"    evaluation   {r['metrics_path']}, confusion_matrix.png, per_class_accuracy.csv"
+            f"    evaluation   {r['metrics_path']}, confusion_matrix.png, per_class_accuracy.csv, predictions.csv"
         )
         if r["export_dir"] is None:
             continue

@@ -4,8 +4,9 @@
         --save-metrics-to metrics.yaml [--device cpu] [--batch-size N] [--workers N] [--set KEY=VALUE ...]
 
 Works with best.pth (the default: the best epoch on validation; latest.pth when there is none),
-latest.pth or a bare published snapshot whose head fits the test set. Writes
-metrics.yaml, confusion_matrix.png and per_class_accuracy.csv. Exit status: 0, 2 bad input, 1 failure.
+latest.pth or a bare published snapshot whose head fits the test set. Writes metrics.yaml,
+confusion_matrix.png, per_class_accuracy.csv and predictions.csv (every clip: its annotation line, true
+and predicted class, probabilities). Exit status: 0, 2 bad input, 1 failure.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def _evaluate(args: argparse.Namespace, template_path: str | Path | None) -> int
         )
     paths = write_report(result, args.save_metrics_to)
     _print_summary(result)
-    print(f"Wrote {paths['metrics']}, {paths['confusion']}, {paths['per_class']}")
+    print("Wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 

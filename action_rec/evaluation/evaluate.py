@@ -22,6 +22,7 @@ from action_rec.evaluation.report import (
     plot_confusion_matrix,
     write_metrics_yaml,
     write_per_class_csv,
+    write_predictions_csv,
 )
 from action_rec.templates import Template
 
@@ -46,7 +47,8 @@ def evaluate(
     log=print,
 ) -> dict[str, Any]:
     """Evaluate `weights` on the test set; returns top1/top5/mean_class (%), per_class, confusion,
-    class_names, params_m, gflops, checkpoint_mb, input_shape and the template used."""
+    class_names, params_m, gflops, checkpoint_mb, input_shape, the template used, and per clip its
+    annotation (``records``) and class ``probabilities``."""
     from action_rec.data.loading import build_test_set, check_labels, make_loader
     from action_rec.evaluation.complexity import count_complexity
     from action_rec.models.checkpoint import build_loaded_model, model_template, read_checkpoint
@@ -86,7 +88,7 @@ def evaluate(
         template.training.workers if workers is None else workers,
         persistent=False,
     )
-    result = score_clips(model, loader, num_classes, torch_device, progress=progress)
+    result = score_clips(model, loader, num_classes, torch_device, progress=progress, keep_probabilities=True)
 
     inp = template.input
     shape = (1, 3, inp.clip_len, inp.size, inp.size)
@@ -99,18 +101,20 @@ def evaluate(
         input_shape=list(shape),
         template=template,
         weights=str(weights),
+        records=list(dataset.records),
     )
     return result
 
 
 def write_report(result: dict[str, Any], metrics_path: str | Path) -> dict[str, Path]:
     """metrics.yaml at `metrics_path` (a directory gets metrics.yaml inside), and beside it
-    confusion_matrix.png and per_class_accuracy.csv. Returns the paths written."""
+    confusion_matrix.png, per_class_accuracy.csv and, when the result has per-clip probabilities,
+    predictions.csv. Returns the paths written."""
     metrics_path = Path(metrics_path)
     if metrics_path.is_dir() or metrics_path.suffix.lower() not in (".yaml", ".yml"):
         metrics_path = metrics_path / "metrics.yaml"
     out_dir = metrics_path.parent
-    return {
+    paths = {
         "metrics": write_metrics_yaml(metrics_path, metric_entries(result)),
         "confusion": plot_confusion_matrix(
             out_dir / "confusion_matrix.png", result["confusion"], result["class_names"]
@@ -122,3 +126,8 @@ def write_report(result: dict[str, Any], metrics_path: str | Path) -> dict[str, 
             result["per_class"],
         ),
     }
+    if "probabilities" in result and "records" in result:
+        paths["predictions"] = write_predictions_csv(
+            out_dir / "predictions.csv", result["records"], result["probabilities"], result["class_names"]
+        )
+    return paths

@@ -104,7 +104,7 @@ def evaluate_exported(
         persistent=False,
     )
     request = compiled.create_infer_request()
-    meter = AccuracyMeter(len(class_names))
+    meter = AccuracyMeter(len(class_names), keep_probabilities=True)
     for clips, labels in tqdm(
         loader, desc=f"evaluating {path.name}", disable=not progress, dynamic_ncols=True
     ):
@@ -120,6 +120,7 @@ def evaluate_exported(
         input_shape=list(meta["input"]["shape"]),
         template=template,
         weights=str(path),
+        records=list(dataset.records),
         deployment={
             "model_file": str(path),
             "weights_precision": meta.get("precision", "FP32"),

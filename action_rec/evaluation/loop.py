@@ -34,14 +34,18 @@ def score_clips(
     device: torch.device,
     prepare: Prepare | None = None,
     progress: bool = False,
+    keep_probabilities: bool = False,
 ) -> dict[str, Any]:
     """Run `model` (in eval mode) over `loader`; top-1, top-5, mean class accuracy (%), per-class
-    accuracies, the confusion matrix and the clip count, over all processes of the default group."""
+    accuracies, the confusion matrix and the clip count, over all processes of the default group.
+    With `keep_probabilities` (one process) also ``probabilities``: every clip's class probabilities
+    (``model.probabilities``), in the loader's order."""
     model.eval()
-    meter = AccuracyMeter(num_classes, device)
+    meter = AccuracyMeter(num_classes, device, keep_probabilities=keep_probabilities)
     for clips, labels in tqdm(
         loader, desc="evaluating", disable=not progress, dynamic_ncols=True, leave=False
     ):
-        meter.update(model(model_input(clips, device, prepare)), labels.to(device))
+        scores = model(model_input(clips, device, prepare))
+        meter.update(scores, labels.to(device), model.probabilities(scores) if keep_probabilities else None)
     meter.all_reduce()
     return meter.compute()

@@ -48,29 +48,46 @@ def metrics_from_counts(confusion: torch.Tensor, top5_correct: int) -> dict[str,
 
 
 class AccuracyMeter:
-    """Accumulates the confusion matrix and the top-5 count over batches of scores."""
+    """Accumulates the confusion matrix and the top-5 count over batches of scores; with
+    ``keep_probabilities`` also every clip's class probabilities, in order (one process only: they
+    are what ``predictions.csv`` lists)."""
 
-    def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, num_classes: int, device: torch.device | str = "cpu", keep_probabilities: bool = False
+    ) -> None:
         self.num_classes = num_classes
         self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
         self.top5 = torch.zeros((), dtype=torch.int64, device=device)
+        self.probabilities: list[torch.Tensor] | None = [] if keep_probabilities else None
 
     @torch.no_grad()
-    def update(self, scores: torch.Tensor, labels: torch.Tensor) -> None:
+    def update(
+        self, scores: torch.Tensor, labels: torch.Tensor, probabilities: torch.Tensor | None = None
+    ) -> None:
+        """Count a batch of `scores` (``N x C``; any monotonic form: cosines, logits, probabilities);
+        `probabilities` are kept when the meter keeps them (`scores` themselves when not given)."""
         labels = labels.to(self.confusion.device)
         scores = scores.to(self.confusion.device)
         self.confusion += confusion_matrix(labels, scores.argmax(dim=1), self.num_classes)
         self.top5 += topk_correct(scores, labels, 5)
+        if self.probabilities is not None:
+            self.probabilities.append((scores if probabilities is None else probabilities).float().cpu())
 
     def all_reduce(self) -> None:
         """Sum the counts over all processes of the default group (no-op without one)."""
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            if self.probabilities is not None:
+                raise RuntimeError("per-clip probabilities are kept by one process only")
             dist.all_reduce(self.confusion)
             dist.all_reduce(self.top5)
 
     def compute(self) -> dict[str, Any]:
         result = metrics_from_counts(self.confusion, int(self.top5))
         result["confusion"] = self.confusion.cpu()
+        if self.probabilities is not None:
+            result["probabilities"] = (
+                torch.cat(self.probabilities) if self.probabilities else torch.zeros(0, self.num_classes)
+            )
         return result

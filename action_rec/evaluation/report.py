@@ -1,20 +1,29 @@
-"""Evaluation reports: metrics.yaml (as the original toolkit wrote it), a confusion-matrix PNG and the
-per-class accuracies, all written atomically beside each other."""
+"""Evaluation reports: metrics.yaml (as the original toolkit wrote it), a confusion-matrix PNG, the
+per-class accuracies and every clip's prediction (which clips are wrong, and how sure the model was),
+all written atomically beside each other."""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
+from action_rec.data.annotations import VideoRecord
 from action_rec.fileio import atomic_write
 
-__all__ = ["metric_entries", "write_metrics_yaml", "write_per_class_csv", "plot_confusion_matrix"]
+__all__ = [
+    "metric_entries",
+    "write_metrics_yaml",
+    "write_per_class_csv",
+    "write_predictions_csv",
+    "plot_confusion_matrix",
+]
 
 
 def metric_entries(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -65,6 +74,30 @@ def write_per_class_csv(
     for i, name in enumerate(class_names):
         acc = per_class[i]
         writer.writerow([i, name, totals[i], correct[i], "" if math.isnan(acc) else f"{acc:.2f}"])
+    atomic_write(path, buffer.getvalue())
+    return path
+
+
+def write_predictions_csv(
+    path: str | Path, records: Sequence[VideoRecord], probabilities: torch.Tensor, class_names: list[str]
+) -> Path:
+    """One row per clip, in annotation order: its annotation (``FILE:LINE``), video and annotated frames,
+    the true and the predicted class, whether they agree, the predicted class's probability and the
+    true class's. Sorting by ``correct`` then ``probability`` lists the confident mistakes first."""
+    if len(records) != len(probabilities):
+        raise ValueError(f"{len(records)} annotations but {len(probabilities)} predictions")
+    path = Path(path)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["annotation", "video", "start_frame", "end_frame", "true_class", "predicted_class",
+                     "correct", "probability", "true_probability"])  # fmt: skip
+    for record, row in zip(records, probabilities.tolist(), strict=True):
+        predicted = max(range(len(row)), key=row.__getitem__)
+        writer.writerow([
+            record.where, record.rel_dir, record.clip_start, record.clip_end, class_names[record.label],
+            class_names[predicted], int(predicted == record.label), f"{row[predicted]:.4f}",
+            f"{row[record.label]:.4f}",
+        ])  # fmt: skip
     atomic_write(path, buffer.getvalue())
     return path
 
