@@ -180,6 +180,6 @@ def test_recordings_quickstart_reaches_its_targets(tmp_path, model):
     assert done.returncode == 0, done.stderr[-2000:]
     work = next(p for p in tmp_path.iterdir() if p.name.startswith(model))
     values = {e["key"]: e["value"] for e in yaml.safe_load((work / "metrics.yaml").read_text())["metrics"]}
-    assert values["accuracy"] >= 95.0
+    assert values["top1_accuracy"] >= 95.0  # the figure: over all clips, not the mean per class
     report = yaml.safe_load((work / "export" / "timeline_eval" / "timeline_metrics.yaml").read_text())
     assert len(report["videos"]) == 4 and report["overall"]["f1@0.50"] >= 0.9
