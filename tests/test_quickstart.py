@@ -37,6 +37,7 @@ def test_quickstart_wires_data_work_dir_training_and_evaluation(tmp_path):
         "outputs/best.pth",
         "outputs/train.log",
         "metrics.yaml",
+        "predictions.csv",
         "export/model.xml",
         "export/model.json",
         "export/model_int8.xml",
@@ -183,3 +184,23 @@ def test_recordings_quickstart_reaches_its_targets(tmp_path, model):
     assert values["top1_accuracy"] >= 95.0  # the issue's figure: over all clips, not the mean per class
     report = yaml.safe_load((work / "export" / "timeline_eval" / "timeline_metrics.yaml").read_text())
     assert len(report["videos"]) == 4 and report["overall"]["f1@0.50"] >= 0.9
+
+
+def test_loader_workers_default_to_none_only_when_a_small_cpu_trains(monkeypatch):
+    """On a CPU of two cores loader processes take turns with the training threads; with a GPU (also
+    when --device auto finds one) they load while it computes."""
+    import importlib.util
+    import os
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("quickstart", ROOT / "tools" / "quickstart.py")
+    quick = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quick)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    for cuda, expected in ((False, 0), (True, 2)):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        assert quick.default_workers("auto") == expected
+        assert quick.default_workers("cpu") == 0 and quick.default_workers("cuda") == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert quick.default_workers("cpu") == 2

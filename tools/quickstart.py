@@ -180,7 +180,11 @@ def default_workers(device: str) -> int:
     """Loader processes for training on `device`: none on a CPU of two cores or fewer, where loader
     processes take turns with the two training threads (X3D's recordings quick start trained 64 clips/s
     loading in-process, 51 with 2 workers; the clips are the same either way), else 2."""
-    return 0 if device in ("cpu", "auto") and (os.cpu_count() or 1) <= 2 else 2
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return 0 if device == "cpu" and (os.cpu_count() or 1) <= 2 else 2
 
 
 def make_data(data_dir: Path, args: argparse.Namespace) -> None:
