@@ -266,8 +266,8 @@ def test_trained_s3d_end_to_end(tmp_path, capsys):
             "val.txt", "--calib-data-roots", str(data), "--workers", "0", "--no-progress"]  # fmt: skip
     assert export_main(args, template_path=TEMPLATE) == 0
     printed = capsys.readouterr().out
-    rows = {
-        line.split()[0]: float(line.split()[1])
+    rows = {  # the export's accuracy table: "  NAME  F32% [DEFAULT%  DIFF]"
+        line.split()[0]: float(line.split()[1].rstrip("%"))
         for line in printed.splitlines()
         if line.startswith("  ") and "%" in line
     }
