@@ -87,7 +87,5 @@ class AccuracyMeter:
         result = metrics_from_counts(self.confusion, int(self.top5))
         result["confusion"] = self.confusion.cpu()
         if self.probabilities is not None:
-            result["probabilities"] = (
-                torch.cat(self.probabilities) if self.probabilities else torch.zeros(0, self.num_classes)
-            )
+            result["probabilities"] = torch.cat(self.probabilities)
         return result

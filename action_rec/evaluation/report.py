@@ -91,8 +91,8 @@ def write_predictions_csv(
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["annotation", "video", "start_frame", "end_frame", "true_class", "predicted_class",
                      "correct", "probability", "true_probability"])  # fmt: skip
-    for record, row in zip(records, probabilities.tolist(), strict=True):
-        predicted = max(range(len(row)), key=row.__getitem__)
+    predictions = probabilities.argmax(dim=1).tolist()
+    for record, row, predicted in zip(records, probabilities.tolist(), predictions, strict=True):
         writer.writerow([
             record.where, record.rel_dir, record.clip_start, record.clip_end, class_names[record.label],
             class_names[predicted], int(predicted == record.label), f"{row[predicted]:.4f}",

@@ -17,10 +17,10 @@ Exact rewrites, applied per call from the input's shape:
   2.9 ms this way (in the whole X3D training step the gain is smaller: 223 -> 213 ms); on larger maps
   the 3D kernel is as fast or faster, and is kept.
 - **The input gradient of a depthwise 3D kernel is computed by forward convolutions** (one per phase of
-  the stride, with that phase's taps flipped), the weight gradient by oneDNN as before. oneDNN's
-  backward-data kernel for 3D depthwise convolutions is 2-12x slower than this on X3D's shapes (its
-  3 x 3 x 3 one over 4 x 14 x 14 maps, batch 64, 2 cores: 19 ms against 2.4); X3D's whole training step
-  in batches of 64 clips of 4 x 56 x 56 is about 10 % faster.
+  the stride, with that phase's taps flipped), the weight gradient by oneDNN as before: oneDNN's
+  backward-data kernel for 3D depthwise convolutions is the slow one. X3D's training in batches of 64
+  clips of 4 x 56 x 56 (``tools/quickstart.py --recordings 40 --model x3d``, its first 3 epochs, two
+  runs each way on a 2-core AMD EPYC) went from 100-110 to 111-119 clips/s.
 
 ``python -m bench.train_throughput --size 64 --clip-len 4 --baseline`` times a training step both ways.
 
