@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -253,6 +254,27 @@ def test_no_action_cap_can_be_set(csv_source, tmp_path):
     assert sum(names[r.label] == NO_ACTION_LABEL for r in records) == 3
     prepare_untrimmed(csv_source, data, clip_s=0.5, val_fraction=0, no_action_clips=0, progress=False)
     assert NO_ACTION_LABEL not in read_label_map(data / "label_map.txt")
+
+
+def test_no_action_ratio_scales_the_cap_per_split(csv_source, tmp_path, capsys):
+    """--no-action-ratio R: R times the largest action class, never more than the free time holds."""
+    data = tmp_path / "data"
+
+    def counts(*flags: str) -> Counter:
+        argv = [str(csv_source), str(data), "--clip-s", "0.5", "--margin-s", "0.2", "--val-fraction", "0"]
+        assert prepare_tool.main([*argv, "--no-progress", *flags]) == 0
+        names = read_label_map(data / "label_map.txt")
+        return Counter(names[r.label] for r in lines_by_split(data)["train"])
+
+    every = counts("--no-action-clips", "1000000")[NO_ACTION_LABEL]  # all the candidates
+    largest = max(n for k, n in counts().items() if k != NO_ACTION_LABEL)
+    assert counts()[NO_ACTION_LABEL] == min(largest, every)
+    assert counts("--no-action-ratio", "0.4")[NO_ACTION_LABEL] == round(0.4 * largest)
+    assert every > largest  # so that the ratio 2 is not already the whole free time
+    assert counts("--no-action-ratio", "2")[NO_ACTION_LABEL] == min(2 * largest, every)
+    capsys.readouterr()
+    assert prepare_tool.main([str(csv_source), str(tmp_path / "bad"), "--no-action-ratio", "-1"]) == 2
+    assert "no-action ratio" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_recordings_are_split_whole_seeded_and_check_clean(tmp_path):

@@ -26,14 +26,14 @@ Untrimmed recordings (long videos with marked segments; --format, detected by de
                  prediction becomes training data
 Each segment gives training clips of --clip-s seconds from inside it (every --stride-s, at most
 --max-clips-per-segment); the time at least --margin-s away from any segment gives no_action clips (at
-most as many as the largest action class of its split; --no-action-clips N: N in all). Recordings are split whole: the
-annotation's split, else --test-videos (a count, or a fraction below 1) held out for testing and
---val-fraction of the rest for validation. Each train and val recording is dumped once to
-rawframes/<recording>/ and its clips are annotation lines pointing at frame ranges of it;
-val_videos.txt and test_videos.txt (<video><TAB><truth JSON>) and truth/<recording>.json list the
-held-out recordings for tools/eval_timeline.py --videos and tools/calibrate_timeline.py. A bad segment
-(end <= start, past the video's end, overlapping another of a different label, an unknown video) is an
-error naming FILE:LINE, raised before anything is written.
+most as many as the largest action class of its split, --no-action-ratio R: R times as many;
+--no-action-clips N: N in all). Recordings are split whole: the annotation's split, else --test-videos
+(a count, or a fraction below 1) held out for testing and --val-fraction of the rest for validation.
+Each train and val recording is dumped once to rawframes/<recording>/ and its clips are annotation
+lines pointing at frame ranges of it; val_videos.txt and test_videos.txt (<video><TAB><truth JSON>) and
+truth/<recording>.json list the held-out recordings for tools/eval_timeline.py --videos and
+tools/calibrate_timeline.py. A bad segment (end <= start, past the video's end, overlapping another of a
+different label, an unknown video) is an error naming FILE:LINE, raised before anything is written.
 """
 
 from __future__ import annotations
@@ -88,11 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     untrimmed.add_argument(
         "--margin-s", type=float, default=1.0, help="no_action clips stay this far from segments (1.0)"
     )
-    untrimmed.add_argument(
-        "--no-action-clips",
-        type=int,
-        help="no_action clips in all (default: per split, as many as its largest class)",
+    no_action = untrimmed.add_mutually_exclusive_group()
+    no_action.add_argument(
+        "--no-action-ratio",
+        type=float,
+        default=1.0,
+        help="no_action clips per split: at most R times its largest action class (1)",
     )
+    no_action.add_argument("--no-action-clips", type=int, help="no_action clips in all, instead of a ratio")
     untrimmed.add_argument(
         "--test-videos", type=float, default=0, help="recordings held out for testing: N, or a fraction < 1"
     )
@@ -126,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_clips_per_segment=args.max_clips_per_segment,
                 margin_s=args.margin_s,
                 no_action_clips=args.no_action_clips,
+                no_action_ratio=args.no_action_ratio,
                 test_videos=args.test_videos,
                 **common,
             )

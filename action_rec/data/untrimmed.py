@@ -14,8 +14,10 @@ say nothing the rest of the time. Preparation, after reading the annotations
    ``max_clips_per_segment`` spread evenly over a long segment (a segment shorter than a clip is one
    clip; the sampler loops it);
 4. ``no_action`` clips are mined from the unannotated time, at least ``margin_s`` away from any
-   segment, and in each split no more of them than its largest action class has clips
-   (``no_action_clips`` sets the total instead; 0: none). The class is named ``no_action``, which the recognizer never reports as an action;
+   segment, and in each split no more of them than ``no_action_ratio`` times the clips of its largest
+   action class (1 by default; ``no_action_clips`` sets the total instead; 0: none). Raise the ratio
+   when the time between actions varies more than an action does (stillness, camera shake, cuts). The
+   class is named ``no_action``, which the recognizer never reports as an action;
 5. the train and val recordings are dumped once each to ``rawframes/<recording>/`` and every clip is an
    annotation line pointing at its frame range (``<rec> <label> 0 N <clip start> <clip end> <fps>``);
 6. ``val_videos.txt`` and ``test_videos.txt`` list the held-out recordings for
@@ -264,6 +266,7 @@ def prepare_untrimmed(
     max_clips_per_segment: int = 8,
     margin_s: float = 1.0,
     no_action_clips: int | None = None,
+    no_action_ratio: float = 1.0,
     val_fraction: float = 0.2,
     test_videos: float = 0,
     seed: int = 0,
@@ -289,10 +292,11 @@ def prepare_untrimmed(
         or clip_s <= 0
         or margin_s < 0
         or max_clips_per_segment < 1
+        or not no_action_ratio >= 0
     ):
         raise UntrimmedError(
             "bad settings: need 0 <= val fraction < 1, test videos >= 0, clip length > 0, margin >= 0, "
-            "max clips per segment >= 1"
+            "max clips per segment >= 1, no-action ratio >= 0"
         )
     if source.is_dir() and out_dir.resolve().is_relative_to(source.resolve()):
         raise UntrimmedError(f"{out_dir}: the output must not be inside the source folder {source}")
@@ -330,10 +334,10 @@ def prepare_untrimmed(
             (split, name, s, e) for s, e in plan_no_action_clips(segments, frames, clip, stride, margin)
         ]
     random.Random(seed).shuffle(candidates)
-    if no_action_clips is None:  # per split: as many as its largest action class
+    if no_action_clips is None:  # per split: no_action_ratio times its largest action class
         chosen = []
         for split, plan in plans.items():
-            cap = max(Counter(label for *_, label in plan).values(), default=0)
+            cap = round(no_action_ratio * max(Counter(label for *_, label in plan).values(), default=0))
             chosen += [c for c in candidates if c[0] == split][:cap]
     else:
         chosen = candidates[:no_action_clips]
